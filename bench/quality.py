@@ -1,0 +1,139 @@
+"""Quality figures from the foundation issue, each beside its baseline measured in the same run.
+
+    python bench/quality.py mnist   # dense 784-64-32-16, 50 epochs: eval MSE vs a plain replica and PCA-16
+    python bench/quality.py art     # conv AE vs PCA of 8x8 patches at 6x and 48x compression (PSNR)
+
+Reads ../shared/data (not shipped with the pack). Prints a Markdown table.
+"""
+import argparse
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from _pack import SHARED, pack
+
+from autoencoder_atelier.models.autoencoder import Autoencoder  # noqa: E402
+from autoencoder_atelier.models.config import default_config  # noqa: E402
+from autoencoder_atelier.models.imagefolder import load_folder  # noqa: E402
+from autoencoder_atelier.models.train import TrainSettings, Trainer  # noqa: E402
+
+
+def psnr_from_mse(mse):
+    return 10 * math.log10(1.0 / mse)
+
+
+def pca_fit(rows, k):
+    mean = rows.mean(0)
+    _, _, vt = torch.linalg.svd(rows - mean, full_matrices=False)
+    return mean, vt[:k]
+
+
+def pca_mse(train_rows, eval_rows, k):
+    mean, basis = pca_fit(train_rows.double(), k)
+    rec = (eval_rows.double() - mean) @ basis.T @ basis + mean
+    return float(((rec.clamp(0, 1) - eval_rows.double()) ** 2).mean())
+
+
+def patches(x, p=8):
+    """[N,H,W,3] -> [N*(H/p)*(W/p), p*p*3]"""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // p, p, w // p, p, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, p * p * c)
+
+
+@torch.no_grad()
+def ae_mse(ae, images):
+    x = images.movedim(-1, 1)
+    net = ae.model.eval()
+    y = torch.cat([net.decode(net.encode(x[i:i + 32])) for i in range(0, len(x), 32)])
+    if net.channels == 1:
+        y, x = y[:, :1], x[:, :1]
+    return float(((y - x) ** 2).mean())
+
+
+def timed_training(ae, images, settings, minutes):
+    """Pick the step count that fits the time budget from a short timing run, then train."""
+    if minutes:
+        probe = Trainer(ae, images, TrainSettings(**{**settings.__dict__, "steps": 8}))
+        with torch.inference_mode(False):
+            probe.step(0)
+            t = time.perf_counter()
+            for i in range(1, 6):
+                probe.step(i)
+        per_step = (time.perf_counter() - t) / 5
+        settings.steps = int(minutes * 60 * 0.95 / per_step)
+    t = time.perf_counter()
+    out = Trainer(ae, images, settings).run()
+    return out, time.perf_counter() - t
+
+
+def mnist(args):
+    data = np.load(os.path.join(SHARED, "mnist", "mnist_test10k.npz"))["data"]
+    x = torch.from_numpy(data).float().div(255)[..., None].expand(-1, -1, -1, 3).contiguous()
+    train, test = x[:8000], x[8000:]
+    rows = []
+    # Plain replica of the seed: Adam 1e-3, constant, batch 256, 50 epochs, shuffled epochs.
+    torch.manual_seed(0)
+    cfg = default_config("dense", channels=1)
+    net = Autoencoder.new(cfg, seed=0).model.train()
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    flat = train[..., 0].reshape(8000, -1)
+    t = time.perf_counter()
+    for _ in range(50):
+        for idx in torch.randperm(8000).split(256):
+            b = flat[idx]
+            loss = ((net.decoder(net.encoder(b)) - b) ** 2).mean()
+            opt.zero_grad(); loss.backward(); opt.step()
+    plain = Autoencoder(cfg, net.eval())
+    rows.append(("plain replica (Adam 1e-3, 50 epochs)", ae_mse(plain, test), time.perf_counter() - t))
+    flat_test = test[..., 0].reshape(2000, -1)
+    rows.append(("PCA-16", pca_mse(flat, flat_test, 16), 0.0))
+    steps = 50 * math.ceil(8000 / 256)
+    ae = Autoencoder.new(cfg, seed=0)
+    s = TrainSettings(steps=steps, batch_size=256, learning_rate=args.lr or 1e-2, seed=0)
+    out, secs = timed_training(ae, train, s, 0)
+    rows.append((f"Atelier dense ({steps} steps, lr {s.learning_rate:g})", ae_mse(out, test), secs))
+    print("| MNIST 784-64-32-16 | eval MSE (last 2,000) | train s |\n|---|---|---|")
+    for name, mse, secs in rows:
+        print(f"| {name} | {mse:.4f} | {secs:.0f} |")
+
+
+def art(args):
+    images = load_folder(os.path.join(SHARED, "art", "thumbs"), 96, "center-crop")
+    train, test = images[:80], images[80:]
+    print(f"train {len(train)} / eval {len(test)} thumbnails at 96x96")
+    print("| setting | PCA 8x8 patches PSNR | Atelier conv AE PSNR | AE config | steps | train s |\n|---|---|---|---|---|---|")
+    for label, k, arch in [("6x", 32, dict(downscale=args.f6, latent_channels=3 * args.f6 ** 2 // 6)),
+                           ("48x", 4, dict(downscale=args.f48, latent_channels=max(1, 3 * args.f48 ** 2 // 48)))]:
+        if args.only and args.only != label:
+            continue
+        base = psnr_from_mse(pca_mse(patches(train), patches(test), k))
+        cfg = default_config("conv", width=args.width, blocks=args.blocks, **arch)
+        ae = Autoencoder.new(cfg, seed=0)
+        s = TrainSettings(batch_size=args.batch, learning_rate=args.lr or 2e-3, seed=0, loss=args.loss,
+                          crop_size=args.crop)
+        out, secs = timed_training(ae, train, s, args.minutes)
+        got = psnr_from_mse(ae_mse(out, test))
+        print(f"| {label} | {base:.2f} dB | {got:.2f} dB | f{cfg['downscale']} c{cfg['latent_channels']} "
+              f"w{cfg['width']} b{cfg['blocks']} | {s.steps} | {secs:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("which", choices=["mnist", "art"])
+    ap.add_argument("--minutes", type=float, default=9.5, help="art: training budget per setting")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--blocks", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=0)
+    ap.add_argument("--loss", default="mse")
+    ap.add_argument("--f6", type=int, default=4, help="art: downscale for the 6x setting")
+    ap.add_argument("--f48", type=int, default=8, help="art: downscale for the 48x setting")
+    ap.add_argument("--only", choices=["6x", "48x"])
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    {"mnist": mnist, "art": art}[args.which](args)

@@ -1,0 +1,79 @@
+"""The AUTOENCODER value handed between nodes: a network, its config and its training state.
+
+Nodes never change an Autoencoder they receive; training works on ``clone()`` and
+returns the clone, so ComfyUI's cached outputs stay valid.
+"""
+import copy
+import uuid
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import compression, validate_config
+from .networks import build_network
+
+
+@dataclass
+class TrainState:
+    """What resuming needs: global step, optimizer moments, the loss curve, a summary."""
+
+    step: int = 0
+    optimizer: dict = None          # {param_index: {"step", "exp_avg", "exp_avg_sq"}} on CPU
+    loss_history: list = field(default_factory=list)
+    summary: dict = field(default_factory=dict)   # JSON-safe: final_loss, data_size, ...
+    latent_stats: dict = None       # per-channel statistics of training latents (for sampling)
+
+
+class Autoencoder:
+    def __init__(self, config, model=None, state=None, model_id=None, name=""):
+        self.config = validate_config(config)
+        self.model = model if model is not None else build_network(self.config)
+        self.model.eval()
+        self.state = state or TrainState()
+        # Identifies a model's lineage (kept through training and saving) so that Decode can
+        # tell a latent that came from a different model.
+        self.model_id = model_id or uuid.uuid4().hex
+        self.name = name
+
+    @classmethod
+    def new(cls, config, seed=0):
+        config = validate_config(config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_network(config)
+        return cls(config, model)
+
+    def clone(self):
+        """A deep, independent copy (weights, optimizer state, history)."""
+        return Autoencoder(self.config, copy.deepcopy(self.model), copy.deepcopy(self.state),
+                           self.model_id, self.name)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @property
+    def architecture(self):
+        return self.config["architecture"]
+
+    def describe(self):
+        """A short human-readable card."""
+        c = self.config
+        n = sum(p.numel() for p in self.model.parameters())
+        lines = [f"{c['architecture']} autoencoder, {n:,} parameters",
+                 f"latent: {c['latent_channels']} channels"
+                 + ("" if c["architecture"] == "dense" else f" at 1/{c['downscale']} scale")
+                 + f" ({compression(c):.0f}x compression)",
+                 "input: " + ("grayscale" if c["channels"] == 1 else "RGB")
+                 + (f" {c['image_size']}x{c['image_size']}" if c["architecture"] == "dense" else ", any size"
+                    + (f" divisible by {c['downscale']}" if c["downscale"] > 1 else ""))]
+        s = self.state.summary
+        if self.state.step:
+            lines.append(f"trained {self.state.step} steps on {s.get('data_size', '?')} images"
+                         + (f", last loss {s['final_loss']:.5f}" if "final_loss" in s else ""))
+        else:
+            lines.append("untrained")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"Autoencoder({self.name or self.model_id[:8]}: {self.describe().splitlines()[0]})"

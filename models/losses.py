@@ -1,0 +1,44 @@
+"""Reconstruction losses and quality metrics (images in 0..1, [B,C,H,W])."""
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("mse", "l1", "mse+ssim")
+SSIM_WEIGHT = 0.05  # (1 - SSIM) is ~50x larger than MSE at useful quality; keep MSE in charge
+
+
+def _gaussian_window(channels, size=11, sigma=1.5, device=None, dtype=None):
+    x = torch.arange(size, device=device, dtype=torch.float32) - size // 2
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    g = (g / g.sum()).to(dtype)
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(a, b):
+    """Mean SSIM (Wang et al. 2004, 11x11 Gaussian window); falls back to a smaller window on tiny images."""
+    c = a.shape[1]
+    size = min(11, a.shape[-1], a.shape[-2])
+    size -= 1 - size % 2
+    w = _gaussian_window(c, size, device=a.device, dtype=a.dtype)
+    mu_a, mu_b = F.conv2d(a, w, groups=c), F.conv2d(b, w, groups=c)
+    saa = F.conv2d(a * a, w, groups=c) - mu_a ** 2
+    sbb = F.conv2d(b * b, w, groups=c) - mu_b ** 2
+    sab = F.conv2d(a * b, w, groups=c) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
+    return s.mean()
+
+
+def reconstruction_loss(kind, recon, target):
+    if kind == "mse":
+        return F.mse_loss(recon, target)
+    if kind == "l1":
+        return F.l1_loss(recon, target)
+    if kind == "mse+ssim":
+        return F.mse_loss(recon, target) + SSIM_WEIGHT * (1.0 - ssim(recon, target))
+    raise ValueError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+
+
+def psnr(recon, target):
+    """PSNR in dB over the whole batch (peak 1.0), on images clamped to 0..1."""
+    mse = F.mse_loss(recon.clamp(0, 1).float(), target.float())
+    return float(10 * torch.log10(1.0 / mse.clamp_min(1e-12)))

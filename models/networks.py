@@ -1,0 +1,128 @@
+"""The three architectures. Every model maps images [B,C,H,W] in 0..1 to latents and back.
+
+``dense`` is the seed's MLP (784-64-32-16 for MNIST) generalised to any size and channel
+count; ``conv`` is a TAESD-style fully convolutional autoencoder (residual 3x3 blocks, no
+norm layers) that starts with a pixel-unshuffle and ends with a pixel-shuffle, so no
+convolution runs at full resolution; ``conv-vae`` adds a mean/log-variance head.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import conv_channels
+
+
+class AutoencoderNet(nn.Module):
+    """Shared plumbing: channel conversion and the public encode/decode contract."""
+
+    variational = False
+
+    def __init__(self, config):
+        super().__init__()
+        self.channels = config["channels"]
+
+    def to_model_channels(self, x):
+        """RGB batch -> the model's own channel count (luma for grayscale models)."""
+        if self.channels == 1 and x.shape[1] == 3:
+            return (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        return x
+
+    def encode(self, x):
+        """Images [B,3,H,W] in 0..1 -> latents (the mean, for a VAE)."""
+        return self.encode_moments(self.to_model_channels(x))[0]
+
+    def decode(self, z):
+        """Latents -> RGB images [B,3,H,W] clamped to 0..1."""
+        y = self.decode_raw(z).clamp(0, 1)
+        return y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
+
+    def reconstruct(self, x):
+        """x in model channels -> clamped reconstruction in model channels (for metrics)."""
+        return self.decode_raw(self.encode_moments(x)[0]).clamp(0, 1)
+
+    def training_forward(self, x, generator=None):
+        """x already in model channels. Returns (raw reconstruction, KL term or None)."""
+        mean, logvar = self.encode_moments(x)
+        if logvar is None:
+            return self.decode_raw(mean), None
+        noise = torch.randn(mean.shape, generator=generator, device="cpu").to(mean)
+        z = mean + torch.exp(0.5 * logvar) * noise
+        kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
+        return self.decode_raw(z), kl
+
+
+class DenseAutoencoder(AutoencoderNet):
+    def __init__(self, config):
+        super().__init__(config)
+        self.size = config["image_size"]
+        d, w, z = self.channels * self.size ** 2, config["width"], config["latent_channels"]
+        self.encoder = nn.Sequential(nn.Linear(d, w), nn.ReLU(), nn.Linear(w, w // 2), nn.ReLU(),
+                                     nn.Linear(w // 2, z))
+        self.decoder = nn.Sequential(nn.Linear(z, w // 2), nn.ReLU(), nn.Linear(w // 2, w), nn.ReLU(),
+                                     nn.Linear(w, d))
+
+    def encode_moments(self, x):
+        return self.encoder(x.flatten(1))[:, :, None, None], None
+
+    def decode_raw(self, z):
+        return self.decoder(z.flatten(1)).view(-1, self.channels, self.size, self.size)
+
+
+def conv3(cin, cout, stride=1):
+    return nn.Conv2d(cin, cout, 3, stride, 1)
+
+
+class Block(nn.Module):
+    """TAESD's residual block: three 3x3 convs, ReLU between, identity skip, ReLU after."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.conv = nn.Sequential(conv3(ch, ch), nn.ReLU(), conv3(ch, ch), nn.ReLU(), conv3(ch, ch))
+
+    def forward(self, x):
+        return F.relu(self.conv(x) + x)
+
+
+def blocks(ch, n):
+    return [Block(ch) for _ in range(n)]
+
+
+class ConvAutoencoder(AutoencoderNet):
+    def __init__(self, config):
+        super().__init__(config)
+        self.variational = config["architecture"] == "conv-vae"
+        c, z, n = conv_channels(config), config["latent_channels"], config["blocks"]
+        levels = int(math.log2(config["downscale"]))
+        # Scale 0 works at 1/2 resolution (after pixel-unshuffle) unless downscale is 1.
+        stem = 1 if levels == 0 else 2
+        cin = self.channels * stem * stem
+        enc = ([nn.PixelUnshuffle(2)] if stem == 2 else []) + [conv3(cin, c[0]), nn.ReLU(), *blocks(c[0], n)]
+        for i in range(1, len(c)):
+            enc += [conv3(c[i - 1], c[i], stride=2), nn.ReLU(), *blocks(c[i], n)]
+        enc.append(conv3(c[-1], z * (2 if self.variational else 1)))
+        dec = [conv3(z, c[-1]), nn.ReLU(), *blocks(c[-1], n)]
+        for i in range(len(c) - 1, 0, -1):
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), conv3(c[i], c[i - 1]), nn.ReLU(), *blocks(c[i - 1], n)]
+        dec.append(conv3(c[0], cin))
+        if stem == 2:
+            dec.append(nn.PixelShuffle(2))
+        self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
+
+    def encode_moments(self, x):
+        h = self.encoder(x * 2.0 - 1.0)
+        if not self.variational:
+            return h, None
+        mean, logvar = h.chunk(2, dim=1)
+        return mean, logvar.clamp(-30.0, 20.0)
+
+    def decode_raw(self, z):
+        return self.decoder(z) + 0.5
+
+
+def build_network(config):
+    """A freshly initialised network for a validated config."""
+    if config["architecture"] == "dense":
+        return DenseAutoencoder(config)
+    return ConvAutoencoder(config)

@@ -1,0 +1,254 @@
+"""Safetensors files for Autoencoder: weights, optimizer state and training history in one file.
+
+Files come from strangers, so reading trusts nothing: the header is parsed and checked
+(size, offsets, metadata, config ranges, tensor names and shapes against the config)
+before a single weight is allocated, and pickles are never loaded. Writes go to a
+temporary file that is renamed into place, so a failed save leaves no file behind.
+"""
+import datetime
+import json
+import logging
+import os
+import re
+import struct
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from . import __version__
+from .autoencoder import Autoencoder, TrainState
+from .config import ConfigError, validate_config
+from .networks import build_network
+
+log = logging.getLogger(__name__)
+
+FORMAT = "autoencoder-atelier"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_META_CHARS = 100_000
+HISTORY_LIMIT = 1_000_000
+FLOAT_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+OPTIM_KEYS = ("step", "exp_avg", "exp_avg_sq")
+
+
+class ModelFileError(ValueError):
+    """A file that is not a usable Autoencoder Atelier model; the message says why and what to do."""
+
+
+# -- writing ---------------------------------------------------------------------------
+
+def to_tensors(ae):
+    """Everything an Autoencoder holds, as a flat {name: CPU tensor} dict."""
+    out = {f"model.{k}": v.detach().to("cpu", torch.float32).contiguous() for k, v in ae.model.state_dict().items()}
+    for i, st in (ae.state.optimizer or {}).items():
+        for k in OPTIM_KEYS:
+            out[f"optim.{i}.{k}"] = st[k].detach().to("cpu", torch.float32).contiguous()
+    if ae.state.loss_history:
+        out["train.loss_history"] = torch.tensor(ae.state.loss_history, dtype=torch.float32)
+    for k, v in (ae.state.latent_stats or {}).items():
+        out[f"stats.{k}"] = v.detach().to("cpu", torch.float32).contiguous()
+    return out
+
+
+def card_text(ae):
+    return f"Autoencoder Atelier {__version__} model\n{ae.describe()}"
+
+
+def to_metadata(ae):
+    training = {"step": ae.state.step, "summary": ae.state.summary}
+    return {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(ae.config, sort_keys=True),
+        "model_id": ae.model_id,
+        "training": json.dumps(training, sort_keys=True),
+        "card": card_text(ae),
+        "pack_version": __version__,
+        "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def save_autoencoder(ae, path):
+    """Write ``ae`` to ``path`` atomically (temporary file, then rename)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        save_file(to_tensors(ae), tmp, metadata=to_metadata(ae))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+# -- reading ---------------------------------------------------------------------------
+
+def _fail(path, what, fix):
+    return ModelFileError(f"{os.path.basename(path)}: {what}. {fix}")
+
+
+def read_header(path):
+    """Parse and sanity-check a safetensors header: returns (metadata, {name: (dtype, shape)})."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise _fail(path, "file not found", "Check the name, or refresh the node list (press R) after adding files")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+            raise _fail(path, "this is a pickled PyTorch checkpoint (.ckpt/.pt) renamed to .safetensors",
+                        "Pickles can run code, so they are never loaded; re-save the weights as safetensors")
+        if len(head) < 8:
+            raise _fail(path, f"file is only {size} bytes, too short to be safetensors", "Re-save or re-download it")
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES or n + 8 > size:
+            raise _fail(path, "header is cut off or not a safetensors header (file truncated or of another kind)",
+                        "Re-save or re-download the file")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise _fail(path, "header is not valid safetensors JSON", "The file is damaged; re-save or re-download it") from None
+    if not isinstance(header, dict):
+        raise _fail(path, "header is not a JSON object", "The file is damaged; re-save or re-download it")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise _fail(path, "metadata is not a map of strings", "The file is damaged or not ours")
+    data_len = size - 8 - n
+    tensors = {}
+    for name, info in header.items():
+        try:
+            dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+            ok = (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+                  and type(start) is int and type(end) is int and 0 <= start <= end)
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise _fail(path, f"tensor entry {name!r} is malformed", "The file is damaged; re-save or re-download it")
+        if end > data_len:
+            raise _fail(path, "file is truncated (tensor data ends past the end of the file)",
+                        "Re-save or re-download the file")
+        tensors[name] = (dtype, tuple(shape))
+    return meta, tensors
+
+
+def _json_field(path, meta, key, limit=MAX_META_CHARS):
+    text = meta.get(key)
+    if text is None:
+        raise _fail(path, f"metadata has no '{key}'", "The file is damaged or was not written by Autoencoder Atelier")
+    if len(text) > limit:
+        raise _fail(path, f"metadata '{key}' is implausibly large ({len(text)} characters)", "The file is not ours")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise _fail(path, f"metadata '{key}' is not valid JSON", "The file is damaged") from None
+
+
+def _check_format(path, meta):
+    if meta.get("format") != FORMAT:
+        raise _fail(path, "not an Autoencoder Atelier model (its metadata has no 'format: autoencoder-atelier')",
+                    "Stable Diffusion VAEs and other models belong in their own folders (e.g. models/vae) and nodes")
+    version = meta.get("format_version", "")
+    if not re.fullmatch(r"[0-9]{1,6}", version):
+        raise _fail(path, f"format_version {version[:20]!r} is not a number", "The file is damaged")
+    if int(version) > FORMAT_VERSION:
+        raise _fail(path, f"written by a newer Autoencoder Atelier (file format {version}, this pack reads up to "
+                    f"{FORMAT_VERSION})", "Update the Autoencoder Atelier node pack")
+
+
+def read_config(path, meta):
+    try:
+        return validate_config(_json_field(path, meta, "config", 10_000))
+    except ConfigError as e:
+        raise _fail(path, f"its config is invalid ({e})", "The file is damaged or was edited; it cannot be loaded") from None
+
+
+def _expected_shapes(config):
+    """Tensor names and shapes the config implies, computed on the meta device (no memory)."""
+    with torch.device("meta"):
+        net = build_network(config)
+    params = [tuple(p.shape) for p in net.parameters()]
+    expected = {f"model.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
+    return expected, params
+
+
+def _check_tensors(path, config, tensors):
+    expected, params = _expected_shapes(config)
+    z = config["latent_channels"]
+    optional = {"train.loss_history": None, "stats.mean": (z,), "stats.cov": (z, z)}
+    for i, shape in enumerate(params):
+        optional[f"optim.{i}.step"] = ()
+        optional[f"optim.{i}.exp_avg"] = shape
+        optional[f"optim.{i}.exp_avg_sq"] = shape
+    for name, (dtype, shape) in tensors.items():
+        if dtype not in FLOAT_DTYPES:
+            raise _fail(path, f"tensor {name!r} has dtype {dtype}, expected floating point", "The file is not ours")
+        want = expected.get(name, optional.get(name, "missing"))
+        if want == "missing":
+            raise _fail(path, f"unexpected tensor {name!r} for its config", "The file is damaged or not ours")
+        if name == "train.loss_history":
+            if len(shape) != 1 or shape[0] > HISTORY_LIMIT:
+                raise _fail(path, "its loss history has a bad shape", "The file is damaged")
+        elif shape != want:
+            raise _fail(path, f"tensor {name!r} has shape {list(shape)} but the config needs {list(want)}",
+                        "The file's weights do not match its config; it is damaged or was edited")
+    missing = [k for k in expected if k not in tensors]
+    if missing:
+        raise _fail(path, f"{len(missing)} weight tensors are missing (e.g. {missing[0]!r})", "The file is damaged")
+    optim = [k for k in tensors if k.startswith("optim.")]
+    if optim and len(optim) != 3 * len(params):
+        raise _fail(path, "its optimizer state is incomplete", "The file is damaged")
+
+
+def _training_state(path, meta):
+    training = _json_field(path, meta, "training") if "training" in meta else {}
+    step = training.get("step", 0) if isinstance(training, dict) else None
+    summary = training.get("summary", {}) if isinstance(training, dict) else None
+    if type(step) is not int or not 0 <= step < 10 ** 12 or not isinstance(summary, dict):
+        raise _fail(path, "its training metadata is malformed", "The file is damaged")
+    # Keep plain JSON scalars/short lists only: the summary is shown to users, never executed.
+    clean = {str(k)[:64]: v for k, v in summary.items()
+             if isinstance(v, (int, float, str, bool)) or (isinstance(v, list) and len(v) <= 4)}
+    return step, clean
+
+
+def read_info(path):
+    """Validated (config, card text, metadata) without loading weights."""
+    meta, tensors = read_header(path)
+    _check_format(path, meta)
+    config = read_config(path, meta)
+    _check_tensors(path, config, tensors)
+    return config, meta.get("card", "")[:4000], meta
+
+
+def load_autoencoder(path, device="cpu"):
+    """Load a file written by ``save_autoencoder``, refusing anything that does not check out."""
+    path = os.fspath(path)
+    config, _card, meta = read_info(path)
+    step, summary = _training_state(path, meta)
+    model_id = meta.get("model_id", "")
+    if not re.fullmatch(r"[0-9a-f]{8,64}", model_id):
+        model_id = None
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            t = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types
+        raise _fail(path, f"could not read tensors ({e})", "The file is damaged; re-save or re-download it") from None
+    if not all(torch.isfinite(v).all() for k, v in t.items() if k.startswith("model.")):
+        raise _fail(path, "its weights contain NaN or infinite values", "Use an earlier save of this model")
+    net = build_network(config)
+    net.load_state_dict({k[6:]: v.float() for k, v in t.items() if k.startswith("model.")})
+    n_params = len(list(net.parameters()))
+    optimizer = None
+    if "optim.0.exp_avg" in t:
+        optimizer = {i: {k: t[f"optim.{i}.{k}"].float() for k in OPTIM_KEYS} for i in range(n_params)}
+    stats = {k: t[f"stats.{k}"].float() for k in ("mean", "cov") if f"stats.{k}" in t} or None
+    history = t["train.loss_history"].tolist() if "train.loss_history" in t else []
+    state = TrainState(step=step, optimizer=optimizer, loss_history=history, summary=summary,
+                       latent_stats=stats if stats and len(stats) == 2 else None)
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Autoencoder(config, net.to(device), state, model_id, name)

@@ -1,0 +1,236 @@
+"""Training: one loop for every architecture, resumable from the state saved with the weights.
+
+The input Autoencoder is never touched: the trainer works on a clone inside
+``torch.inference_mode(False)`` (ComfyUI runs every prompt in inference mode) and
+returns it. Batches are drawn from in-memory images with random crops and flips,
+seeded by (seed, global step) so a resumed run draws exactly what an unbroken one would.
+"""
+import copy
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .latent_stats import latent_statistics
+from .losses import LOSSES, psnr, reconstruction_loss
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY = 50   # steps between "last good" copies kept for NaN recovery
+HISTORY_LIMIT = 100_000
+
+
+class TrainingError(ValueError):
+    """Settings or data that training cannot use; the message says how to fix it."""
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 500
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    seed: int = 0
+    loss: str = "mse"
+    crop_size: int = 0        # 0: whole images (trimmed to a multiple of the downscale)
+    kl_weight: float = 1e-4   # conv-vae only
+    warmup: int = 50          # only when training starts from step 0
+    flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
+
+
+def images_to_bchw(images):
+    """ComfyUI IMAGE [B,H,W,C] -> [B,3,H,W] float32 (a copy, usable by autograd)."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise TrainingError("images must be an IMAGE batch [B,H,W,C]; connect a Load Image or "
+                            "Load Image Folder node")
+    if images.shape[0] == 0:
+        raise TrainingError("the image batch is empty; check the folder or the loader's count")
+    with torch.inference_mode(False):
+        x = images.detach().to(torch.float32).movedim(-1, 1).clone()
+    c = x.shape[1]
+    if c == 1:
+        x = x.expand(-1, 3, -1, -1).clone()
+    elif c == 4:
+        x = x[:, :3].clone()
+    elif c != 3:
+        raise TrainingError(f"images have {c} channels; expected RGB")
+    if not torch.isfinite(x).all():
+        raise TrainingError("images contain NaN or infinite pixels; fix the node that made them")
+    return x.clamp_(0, 1)
+
+
+class Trainer:
+    def __init__(self, autoencoder, images, settings, device=None):
+        s = settings
+        if s.loss not in LOSSES:
+            raise TrainingError(f"unknown loss {s.loss!r}; choose one of {', '.join(LOSSES)}")
+        if s.steps < 0 or s.batch_size < 1 or not (s.learning_rate > 0 and math.isfinite(s.learning_rate)):
+            raise TrainingError("steps must be >= 0, batch_size >= 1 and learning_rate a positive number")
+        self.settings = s
+        self.device = torch.device(device or "cpu")
+        self.data = images_to_bchw(images).to(self.device)
+        cfg = autoencoder.config
+        self.crop = self._crop_size(cfg, *self.data.shape[-2:])
+        with torch.inference_mode(False):
+            self.ae = autoencoder.clone()
+            self.net = self.ae.model.to(self.device)
+            self.net.train()
+            self.opt = torch.optim.AdamW(self.net.parameters(), lr=s.learning_rate, betas=(0.9, 0.99),
+                                         weight_decay=0.0)
+            self._restore_optimizer(self.ae.state.optimizer)
+        self.start_step = self.ae.state.step
+        self.history = list(self.ae.state.loss_history)
+
+    # -- setup -------------------------------------------------------------------------
+    def _crop_size(self, cfg, h, w):
+        if cfg["architecture"] == "dense":
+            side = cfg["image_size"]
+            if h < side or w < side:
+                raise TrainingError(f"this dense model needs {side}x{side} images but got {w}x{h}; set the "
+                                    f"image loader's size to {side} or make a new model with image_size {h}")
+            return side, side
+        f, c = cfg["downscale"], self.settings.crop_size
+        ch, cw = (min(c, h), min(c, w)) if c > 0 else (h, w)
+        ch, cw = ch // f * f, cw // f * f
+        if ch == 0 or cw == 0:
+            raise TrainingError(f"images of {w}x{h} are smaller than the model's downscale of {f}; "
+                                "use larger images or a smaller downscale")
+        return ch, cw
+
+    def _restore_optimizer(self, saved):
+        if not saved:
+            return
+        params = list(self.net.parameters())
+        state = {}
+        for i, p in enumerate(params):
+            entry = saved.get(i)
+            if entry is None or entry["exp_avg"].shape != p.shape:
+                log.warning("saved optimizer state does not fit this model; starting the optimizer afresh")
+                return
+            state[i] = {k: v.to(self.device) if k != "step" else v.clone() for k, v in entry.items()}
+        sd = self.opt.state_dict()
+        sd["state"] = state
+        self.opt.load_state_dict(sd)
+
+    def _optimizer_state(self):
+        sd = self.opt.state_dict()["state"]
+        return {i: {k: v.detach().to("cpu").clone() for k, v in st.items()} for i, st in sd.items()}
+
+    # -- batches -----------------------------------------------------------------------
+    def _generator(self, step):
+        return torch.Generator().manual_seed((self.settings.seed * 1_000_003 + step) % (2 ** 63))
+
+    def batch(self, step):
+        """The training batch for a global step: deterministic in (seed, step)."""
+        g = self._generator(step)
+        n, b = self.data.shape[0], self.settings.batch_size
+        idx = torch.randint(n, (b,), generator=g)
+        (h, w), (ch, cw) = self.data.shape[-2:], self.crop
+        top = torch.randint(h - ch + 1, (b,), generator=g)
+        left = torch.randint(w - cw + 1, (b,), generator=g)
+        flip = torch.rand(b, generator=g) < (0.5 if self.settings.flip else 0.0)
+        crops = [self.data[i, :, t:t + ch, l:l + cw] for i, t, l in zip(idx.tolist(), top.tolist(), left.tolist())]
+        x = torch.stack(crops)
+        x = torch.where(flip.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
+        return self.net.to_model_channels(x), g
+
+    def learning_rate(self, i):
+        """Linear warmup (fresh models only), then cosine decay to 10% over this run."""
+        s = self.settings
+        base = s.learning_rate
+        warm = min(s.warmup, s.steps // 10) if self.start_step == 0 else 0
+        if i < warm:
+            return base * (i + 1) / warm
+        t = (i - warm) / max(1, s.steps - warm)
+        return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    # -- the loop ----------------------------------------------------------------------
+    def step(self, i):
+        """One optimisation step (i counts from 0 within this run). Returns the loss, or None if it was not finite."""
+        s = self.settings
+        for group in self.opt.param_groups:
+            group["lr"] = self.learning_rate(i)
+        x, g = self.batch(self.start_step + i)
+        recon, kl = self.net.training_forward(x, generator=g)
+        # Score what the artist will see (decode clamps to 0..1) but keep the gradient flowing
+        # (straight-through), so overshooting pure black or white costs nothing.
+        recon = recon + (recon.clamp(0, 1) - recon).detach()
+        loss = reconstruction_loss(s.loss, recon, x)
+        if kl is not None:
+            loss = loss + s.kl_weight * kl
+        if not torch.isfinite(loss):
+            return None
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+        if not torch.isfinite(norm):
+            return None
+        self.opt.step()
+        return loss.item()
+
+    def run(self, on_step=None):
+        """Train ``settings.steps`` steps and return the trained clone.
+
+        ``on_step(done, total, loss)`` is called after every step; an exception it raises
+        (ComfyUI's Cancel) propagates and the input model is left as it was.
+        """
+        total = self.settings.steps
+        with torch.inference_mode(False):
+            good = self._snapshot(0)
+            for i in range(total):
+                loss = self.step(i)
+                if loss is None:
+                    self._recover(good, i)
+                    break
+                self.history.append(loss)
+                if (i + 1) % SNAPSHOT_EVERY == 0:
+                    good = self._snapshot(i + 1)
+                if on_step is not None:
+                    on_step(i + 1, total, loss)
+            else:
+                self.ae.state.optimizer = self._optimizer_state()
+                self.ae.state.step = self.start_step + total
+            return self._finish()
+
+    def _snapshot(self, i):
+        return i, copy.deepcopy(self.net.state_dict()), self._optimizer_state()
+
+    def _recover(self, good, failed_at):
+        i, weights, opt_state = good
+        self.net.load_state_dict(weights)
+        self.ae.state.optimizer = None   # moments that led to a blow-up are not worth keeping
+        self.ae.state.step = self.start_step + i
+        del self.history[len(self.history) - (failed_at - i):]
+        msg = (f"loss became NaN/infinite at step {self.start_step + failed_at + 1}; kept the weights from "
+               f"step {self.start_step + i}. Lower the learning rate (now {self.settings.learning_rate:g}).")
+        log.warning(msg)
+        self.ae.state.summary["stopped_early"] = msg
+
+    def _finish(self):
+        self.net.eval()
+        st = self.ae.state
+        st.loss_history = self.history[-HISTORY_LIMIT:]
+        recent = self.history[-20:]
+        sample = self.net.to_model_channels(self.sample_images())
+        with torch.no_grad():
+            quality = psnr(self.net.reconstruct(sample), sample)
+        st.summary.update({
+            "steps": st.step, "data_size": int(self.data.shape[0]),
+            "image_size": list(self.data.shape[-2:]), "crop": list(self.crop), "loss": self.settings.loss,
+            "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
+            "psnr": round(quality, 3),
+        })
+        if recent:
+            st.summary["final_loss"] = sum(recent) / len(recent)
+        st.latent_stats = latent_statistics(self.net, self.data, self.crop)
+        return self.ae
+
+    def sample_images(self, n=8):
+        """A fixed set of centre crops used for previews and the reconstruction grid."""
+        (h, w), (ch, cw) = self.data.shape[-2:], self.crop
+        t, l = (h - ch) // 2, (w - cw) // 2
+        return self.data[:n, :, t:t + ch, l:l + cw]
+
+
+def train(autoencoder, images, settings, device=None, on_step=None):
+    return Trainer(autoencoder, images, settings, device).run(on_step)

@@ -1,0 +1,29 @@
+"""Thin ComfyUI node classes (V1 API) over the pure-torch core in ../models."""
+from .image_nodes import AtelierImageGrid, AtelierLoadImageFolder
+from .latent_nodes import AtelierDecode, AtelierEncode, AtelierLatentMix
+from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder
+from .train_node import AtelierTrainAutoencoder
+
+NODE_CLASS_MAPPINGS = {
+    "AtelierNewAutoencoder": AtelierNewAutoencoder,
+    "AtelierLoadAutoencoder": AtelierLoadAutoencoder,
+    "AtelierSaveAutoencoder": AtelierSaveAutoencoder,
+    "AtelierLoadImageFolder": AtelierLoadImageFolder,
+    "AtelierTrainAutoencoder": AtelierTrainAutoencoder,
+    "AtelierEncode": AtelierEncode,
+    "AtelierDecode": AtelierDecode,
+    "AtelierLatentMix": AtelierLatentMix,
+    "AtelierImageGrid": AtelierImageGrid,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "AtelierNewAutoencoder": "New Autoencoder (Atelier)",
+    "AtelierLoadAutoencoder": "Load Autoencoder (Atelier)",
+    "AtelierSaveAutoencoder": "Save Autoencoder (Atelier)",
+    "AtelierLoadImageFolder": "Load Image Folder (Atelier)",
+    "AtelierTrainAutoencoder": "Train Autoencoder (Atelier)",
+    "AtelierEncode": "Encode with Autoencoder (Atelier)",
+    "AtelierDecode": "Decode with Autoencoder (Atelier)",
+    "AtelierLatentMix": "Latent Mix (Atelier)",
+    "AtelierImageGrid": "Image Grid (Atelier)",
+}

@@ -1,0 +1,110 @@
+"""The one place that touches ComfyUI, with plain fallbacks when it is absent (tests, headless).
+
+Headless folders come from ``configure()`` (the runner's options), then the environment
+(ATELIER_MODELS_DIR, ATELIER_OUTPUT_DIR, ATELIER_INPUT_DIR), then ./autoencoders,
+./output and ./input under the current directory.
+"""
+import logging
+import os
+
+import torch
+
+log = logging.getLogger("autoencoder_atelier")
+
+try:  # ComfyUI puts these on sys.path; nothing else should provide them.
+    import comfy.model_management as _mm
+    import comfy.utils as _cu
+    import folder_paths as _fp
+    IN_COMFYUI = True
+except ImportError:
+    _mm = _cu = _fp = None
+    IN_COMFYUI = False
+
+MODEL_FOLDER = "autoencoders"
+MODEL_EXTENSIONS = {".safetensors"}
+_overrides = {}
+
+
+def configure(models_dir=None, output_dir=None, input_dir=None):
+    """Headless folder overrides (None leaves a folder as it is)."""
+    for key, value in (("models", models_dir), ("output", output_dir), ("input", input_dir)):
+        if value is not None:
+            _overrides[key] = os.path.abspath(value)
+
+
+def _headless_dir(key, env, default):
+    return _overrides.get(key) or os.path.abspath(os.environ.get(env) or default)
+
+
+def register_model_folder():
+    """Add ComfyUI's models/autoencoders (and keep any extra_model_paths entries)."""
+    if not IN_COMFYUI:
+        return
+    default = os.path.join(_fp.models_dir, MODEL_FOLDER)
+    paths = _fp.folder_names_and_paths.get(MODEL_FOLDER, ([], set()))[0]
+    if default not in paths:
+        paths = paths + [default]
+    _fp.folder_names_and_paths[MODEL_FOLDER] = (paths, set(MODEL_EXTENSIONS))
+    os.makedirs(default, exist_ok=True)
+
+
+def model_dirs():
+    if IN_COMFYUI:
+        return _fp.get_folder_paths(MODEL_FOLDER)
+    return [_headless_dir("models", "ATELIER_MODELS_DIR", MODEL_FOLDER)]
+
+
+def list_models():
+    """Model file names (relative to their folder) for the loader's combo."""
+    if IN_COMFYUI:
+        return [n for n in _fp.get_filename_list(MODEL_FOLDER) if n.lower().endswith(".safetensors")]
+    root = model_dirs()[0]
+    found = []
+    for folder, _, files in os.walk(root):
+        for n in files:
+            if n.lower().endswith(".safetensors") and not n.startswith("."):
+                found.append(os.path.relpath(os.path.join(folder, n), root).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def output_dir():
+    return _fp.get_output_directory() if IN_COMFYUI else _headless_dir("output", "ATELIER_OUTPUT_DIR", "output")
+
+
+def input_dir():
+    return _fp.get_input_directory() if IN_COMFYUI else _headless_dir("input", "ATELIER_INPUT_DIR", "input")
+
+
+def torch_device():
+    """ComfyUI's compute device when present (honours --cpu), else CUDA if available."""
+    if IN_COMFYUI:
+        return _mm.get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_interrupted():
+    """Raise ComfyUI's interruption if the user pressed Cancel."""
+    if IN_COMFYUI:
+        _mm.throw_exception_if_processing_interrupted()
+
+
+class HeadlessProgressBar:
+    """Same interface as comfy.utils.ProgressBar; reports to ``hook`` (set by the runner)."""
+
+    hook = None
+
+    def __init__(self, total, node_id=None):
+        self.total, self.current = total, 0
+
+    def update_absolute(self, value, total=None, preview=None):
+        self.total = total if total is not None else self.total
+        self.current = min(value, self.total)
+        if HeadlessProgressBar.hook is not None:
+            HeadlessProgressBar.hook(self.current, self.total, preview)
+
+    def update(self, value):
+        self.update_absolute(self.current + value)
+
+
+def progress_bar(total):
+    return _cu.ProgressBar(total) if IN_COMFYUI else HeadlessProgressBar(total)

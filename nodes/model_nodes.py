@@ -1,0 +1,142 @@
+"""Nodes that make, load and save autoencoders."""
+import os
+import re
+
+from ..models import storage
+from ..models.autoencoder import Autoencoder
+from ..models.config import ARCHITECTURES, DOWNSCALES, ConfigError, default_config
+from . import bridge
+from .schema import AUTOENCODER, CATEGORY, COMBO, INT, LINK, SEED, STRING
+
+
+class AtelierNewAutoencoder:
+    DESCRIPTION = ("Creates a fresh, untrained autoencoder. 'conv' works on images of any size and is the one to "
+                   "start with; 'conv-vae' can also invent new images from random latents; 'dense' is the small "
+                   "classic network for tiny fixed-size images such as 28x28 digits. Train it next.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (AUTOENCODER,)
+    RETURN_NAMES = ("autoencoder",)
+    OUTPUT_TOOLTIPS = ("The new, untrained autoencoder. Connect it to Train Autoencoder.",)
+    FUNCTION = "create"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "architecture": COMBO(["conv", "conv-vae", "dense"], "conv: fully convolutional, any image size. "
+                                  "conv-vae: the same, plus sampling new images from noise. dense: the classic "
+                                  "fully connected network for small fixed-size images."),
+            "latent_channels": INT(8, 1, 256, "Numbers the model keeps per latent position (for dense: in "
+                                   "total). Fewer = stronger compression and blurrier, more abstract results."),
+            "downscale": COMBO([str(d) for d in DOWNSCALES], "How much smaller the latent grid is than the image "
+                               "(conv models). 8 means a 512x512 image becomes a 64x64 latent.", default="8"),
+            "width": INT(32, 4, 512, "Base number of feature channels. Wider learns more detail but trains "
+                         "slower; 32 is quick, 64 is sharper."),
+            "image_size": INT(64, 4, 512, "Dense models only: the fixed image side they take (28 for MNIST). "
+                              "Conv models ignore it and accept any size."),
+            "seed": SEED("Seed for the initial random weights; the same seed gives the same starting model."),
+        }, "optional": {
+            "blocks": INT(1, 0, 8, "Residual blocks per scale (conv models). More = deeper and slower."),
+            "color": COMBO(["rgb", "grayscale"], "Whether the model sees colour or only brightness."),
+        }}
+
+    def create(self, architecture, latent_channels, downscale, width, image_size, seed, blocks=1, color="rgb"):
+        try:
+            cfg = default_config(architecture, latent_channels=int(latent_channels), downscale=int(downscale),
+                                 width=int(width), image_size=int(image_size), blocks=int(blocks),
+                                 channels=1 if color == "grayscale" else 3)
+        except (ConfigError, ValueError) as e:
+            raise ValueError(f"Atelier New Autoencoder: {e}") from None
+        if architecture == "dense":
+            cfg["downscale"] = 1
+        ae = Autoencoder.new(cfg, seed=int(seed))
+        bridge.log.info("new autoencoder: %s", ae.describe().replace("\n", "; "))
+        return (ae,)
+
+
+def resolve_model_path(name):
+    """Full path of a model file from the loader's combo value, refusing anything outside the folders."""
+    if not isinstance(name, str) or not name or os.path.isabs(name) or name.startswith(("/", "\\")) \
+            or ".." in re.split(r"[\\/]", name) or not name.lower().endswith(".safetensors"):
+        raise ValueError(f"Atelier Load Autoencoder: {name!r} is not a model file name; pick one from the list "
+                         "(files in models/autoencoders ending in .safetensors)")
+    for folder in bridge.model_dirs():
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    raise ValueError(f"Atelier Load Autoencoder: {name!r} was not found in {', '.join(bridge.model_dirs())}; "
+                     "refresh the list (press R) or check the file was saved")
+
+
+class AtelierLoadAutoencoder:
+    DESCRIPTION = ("Loads an autoencoder saved with Save Autoencoder (a .safetensors file in models/autoencoders), "
+                   "ready to encode, decode or train further. Only safetensors files are read, never pickles.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (AUTOENCODER, "STRING")
+    RETURN_NAMES = ("autoencoder", "info")
+    OUTPUT_TOOLTIPS = ("The loaded autoencoder, with its training state so further training resumes.",
+                       "A short description of the model: architecture, compression, training so far.")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"ae_name": (bridge.list_models() or ["(no models yet: train and save one)"],
+                                         {"tooltip": "A model file in models/autoencoders."})}}
+
+    @classmethod
+    def IS_CHANGED(cls, ae_name):
+        try:  # reload when the file changes on disk
+            st = os.stat(resolve_model_path(ae_name))
+            return f"{st.st_mtime_ns}-{st.st_size}"
+        except (OSError, ValueError):
+            return ae_name
+
+    def load(self, ae_name):
+        path = resolve_model_path(ae_name)
+        try:
+            ae = storage.load_autoencoder(path)
+        except storage.ModelFileError as e:
+            raise ValueError(f"Atelier Load Autoencoder: {e}") from None
+        return (ae, storage.card_text(ae))
+
+
+_PREFIX_BAD = re.compile(r'[<>:"|?*\x00-\x1f]')
+
+
+def model_save_path(prefix, folder):
+    """``folder/<prefix>_NNNNN.safetensors`` with the next free counter; prefix may hold subfolders."""
+    parts = re.split(r"[\\/]", prefix or "")
+    if not prefix or os.path.isabs(prefix) or prefix.startswith(("/", "\\")) or ".." in parts \
+            or any(p in ("", ".") for p in parts) or _PREFIX_BAD.search(prefix) or len(prefix) > 200:
+        raise ValueError(f"Atelier Save Autoencoder: filename_prefix {prefix!r} is not allowed; use a plain name "
+                         "like 'my_style' or 'portraits/my_style' (no '..', no absolute paths, no <>:\"|?*)")
+    base = os.path.join(folder, *parts)
+    stem = os.path.basename(base)
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    pattern = re.compile(re.escape(stem) + r"_(\d{5,})\.safetensors$")
+    used = [int(m.group(1)) for n in os.listdir(os.path.dirname(base)) if (m := pattern.match(n))]
+    return f"{base}_{max(used, default=0) + 1:05d}.safetensors"
+
+
+class AtelierSaveAutoencoder:
+    DESCRIPTION = ("Saves the autoencoder (weights, training state and a description) as a .safetensors file in "
+                   "models/autoencoders, numbered so nothing is overwritten. Load it later with Load Autoencoder.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Where the file was written.",)
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "autoencoder": LINK(AUTOENCODER, "The (trained) autoencoder to save."),
+            "filename_prefix": STRING("atelier", "File name start; a counter and .safetensors are added. "
+                                      "Use 'folder/name' to save into a subfolder."),
+        }}
+
+    def save(self, autoencoder, filename_prefix):
+        path = model_save_path(filename_prefix, bridge.model_dirs()[0])
+        storage.save_autoencoder(autoencoder, path)
+        bridge.log.info("saved autoencoder to %s", path)
+        return {"ui": {"text": [path]}, "result": (path,)}

@@ -1,0 +1,94 @@
+"""The training node: fits an autoencoder to a batch of images, inside the graph."""
+import time
+
+import torch
+from PIL import Image
+
+from ..models.losses import LOSSES
+from ..models.plots import image_grid, loss_curve
+from ..models.train import Trainer, TrainingError, TrainSettings
+from . import bridge
+from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
+
+PREVIEW_SECONDS = 2.0  # how often the live reconstruction preview is refreshed
+
+
+def _pil(image_bhwc):
+    return Image.fromarray((image_bhwc[0].clamp(0, 1).numpy() * 255 + 0.5).astype("uint8"))
+
+
+@torch.no_grad()
+def reconstruction_grid(trainer, n=8):
+    """Originals on top, reconstructions below (model channels shown as RGB)."""
+    net, x = trainer.net, trainer.sample_images(n)
+    y = net.decode(net.encode(x))
+    if net.channels == 1:
+        x = net.to_model_channels(x).expand(-1, 3, -1, -1)
+    both = torch.cat([x, y]).movedim(1, -1).float().cpu()
+    return image_grid(both, columns=x.shape[0])
+
+
+class AtelierTrainAutoencoder:
+    DESCRIPTION = ("Teaches the autoencoder your images: it learns to squeeze each one into a latent and paint it "
+                   "back. Watch the progress bar and preview; press Cancel to stop (nothing is changed). Returns "
+                   "a new trained model; connect it to Save Autoencoder to keep it. Training a loaded model "
+                   "continues where it stopped.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (AUTOENCODER, "IMAGE", "IMAGE")
+    RETURN_NAMES = ("autoencoder", "loss_curve", "reconstructions")
+    OUTPUT_TOOLTIPS = ("The trained autoencoder (a new copy; the input is left as it was).",
+                       "A chart of the loss over all training so far: lower is better.",
+                       "Originals (top) and their reconstructions (bottom) after training.")
+    FUNCTION = "train"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "autoencoder": LINK(AUTOENCODER, "The autoencoder to train (new or loaded)."),
+            "images": LINK("IMAGE", "Training images, e.g. from Load Image Folder."),
+            "steps": INT(500, 0, 1_000_000, "Training steps. A few hundred shows results; thousands get sharp."),
+            "batch_size": INT(16, 1, 4096, "Images per step. Larger is smoother but slower per step; may "
+                              "exceed the number of images."),
+            "learning_rate": FLOAT(0.002, 0.00001, 1.0, "Step size. Lower it if the loss curve jumps or turns "
+                                   "to NaN; dense models like ~0.01.", step=0.0001, round=0.00001),
+            "seed": SEED("Seed for the order and crops of training images; the same seed repeats a run exactly."),
+            "loss": COMBO(list(LOSSES), "mse: the classic (best PSNR). l1: a little sharper. mse+ssim: also "
+                          "rewards matching local structure."),
+        }, "optional": {
+            "crop_size": INT(0, 0, 4096, "Train on random square crops of this size (0 = whole images). Crops "
+                             "let a few large paintings teach many details.", step=8),
+            "flip": ("BOOLEAN", {"default": True, "tooltip": "Randomly mirror images left-right while training. "
+                                 "Turn off for text, digits or anything that must not be mirrored."}),
+            "kl_weight": FLOAT(0.0001, 0.0, 1.0, "conv-vae only: how strongly latents are pulled toward random "
+                               "noise. Higher = better images from random latents, blurrier reconstructions.",
+                               step=0.0001, round=0.00001),
+        }}
+
+    def train(self, autoencoder, images, steps, batch_size, learning_rate, seed, loss,
+              crop_size=0, flip=True, kl_weight=0.0001):
+        settings = TrainSettings(steps=int(steps), batch_size=int(batch_size), learning_rate=float(learning_rate),
+                                 seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
+                                 kl_weight=float(kl_weight))
+        try:
+            trainer = Trainer(autoencoder, images, settings, device=bridge.torch_device())
+        except TrainingError as e:
+            raise ValueError(f"Atelier Train Autoencoder: {e}") from None
+        pbar = bridge.progress_bar(max(1, settings.steps))
+        log_every = max(1, settings.steps // 20)
+        last_preview = [time.monotonic()]
+
+        def on_step(done, total, value):
+            preview = None
+            if time.monotonic() - last_preview[0] > PREVIEW_SECONDS or done == total:
+                with torch.inference_mode(False):
+                    preview = ("JPEG", _pil(reconstruction_grid(trainer, 4)), 512)
+                last_preview[0] = time.monotonic()
+            pbar.update_absolute(done, total, preview)
+            bridge.check_interrupted()
+            if done % log_every == 0 or done == total:
+                bridge.log.info("train step %d/%d loss %.5f", trainer.start_step + done,
+                                trainer.start_step + total, value)
+
+        ae = trainer.run(on_step)
+        grid = reconstruction_grid(trainer)
+        return (ae, loss_curve(ae.state.loss_history), grid)
