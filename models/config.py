@@ -61,9 +61,9 @@ def validate_config(cfg):
     for key in ("latent_channels", "width", "image_size", "blocks"):
         out[key] = _int_field(cfg, key)
     downscale, channels = cfg.get("downscale"), cfg.get("channels")
-    if downscale not in DOWNSCALES or isinstance(downscale, bool):
+    if type(downscale) is not int or downscale not in DOWNSCALES:
         raise ConfigError(f"downscale must be one of {DOWNSCALES}, got {downscale!r}")
-    if channels not in CHANNELS or isinstance(channels, bool):
+    if type(channels) is not int or channels not in CHANNELS:
         raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     out["downscale"], out["channels"] = downscale, channels
     if arch != "dense" and out["image_size"] % downscale:

@@ -66,3 +66,36 @@ def mix(a, b, factor, mode, c=None):
         base = c if c is not None else b.mean(dim=(-2, -1), keepdim=True)
         return a + factor * (b - base)
     raise ValueError(f"unknown mix mode {mode!r}; choose one of {', '.join(MIX_MODES)}")
+
+
+EASINGS = ("linear", "ease-in-out", "cosine")
+
+
+def ease(t, kind):
+    if kind == "linear":
+        return t
+    if kind == "ease-in-out":  # smoothstep: gentle start and stop at each keyframe
+        return t * t * (3 - 2 * t)
+    if kind == "cosine":
+        return 0.5 - 0.5 * torch.cos(torch.pi * t)
+    raise ValueError(f"unknown easing {kind!r}; choose one of {', '.join(EASINGS)}")
+
+
+def walk(keyframes, frames, method="slerp", easing="linear", loop=False):
+    """``frames`` latents travelling through a batch of keyframes [K,C,h,w] (K >= 2), keyframes included."""
+    k = keyframes.shape[0]
+    if k < 2:
+        raise ValueError("a walk needs at least 2 keyframe latents in the batch; encode 2 or more images")
+    if frames < 2:
+        raise ValueError("a walk needs at least 2 frames")
+    keys = torch.cat([keyframes, keyframes[:1]]) if loop else keyframes
+    segments = keys.shape[0] - 1
+    # Positions along the path; a loop leaves out the last frame (it would repeat the first).
+    pos = torch.arange(frames, dtype=torch.float64) * segments / (frames if loop else frames - 1)
+    out = []
+    for p in pos.tolist():
+        i = min(int(p), segments - 1)
+        t = ease(torch.tensor(p - i, dtype=torch.float64), easing)
+        a, b = keys[i:i + 1], keys[i + 1:i + 2]
+        out.append(slerp(a, b, t) if method == "slerp" else torch.lerp(a, b, t.to(a.dtype)))
+    return torch.cat(out)

@@ -56,3 +56,26 @@ def write_folder(folder, count=48, size=128, seed=0):
         make_image(seed * 100_003 + i, size).save(p)
         paths.append(p)
     return paths
+
+
+def make_digit(seed, size=28):
+    """A white-on-black glyph 0-9 at a random position and scale: an MNIST stand-in."""
+    from PIL import ImageFont
+    rng = np.random.default_rng(seed)
+    big = Image.new("L", (size * 4, size * 4), 0)
+    draw = ImageDraw.Draw(big)
+    font = ImageFont.load_default(size=int(size * 4 * rng.uniform(0.55, 0.8)))
+    text = str(rng.integers(10))
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+    x = (big.width - (x1 - x0)) / 2 - x0 + rng.uniform(-8, 8)
+    y = (big.height - (y1 - y0)) / 2 - y0 + rng.uniform(-8, 8)
+    draw.text((x, y), text, fill=255, font=font, stroke_width=int(rng.integers(3, 8)), stroke_fill=255)
+    big = big.rotate(rng.uniform(-15, 15), resample=Image.BILINEAR)
+    return big.resize((size, size), Image.LANCZOS)
+
+
+def write_digits(folder, count=256, size=28, seed=0):
+    import os
+    os.makedirs(folder, exist_ok=True)
+    for i in range(count):
+        make_digit(seed * 100_003 + i, size).save(os.path.join(folder, f"digit_{i:04d}.png"))

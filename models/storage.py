@@ -99,16 +99,18 @@ def read_header(path):
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(8)
+        (n,) = struct.unpack("<Q", head) if len(head) == 8 else (None,)
+        plausible = n is not None and n <= MAX_HEADER_BYTES and n + 8 <= size
+        raw = f.read(n) if plausible else b""
+    if not raw.startswith(b"{"):
+        # Sniff only once the file fails as safetensors: a valid header length can start with 0x80 too.
         if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
             raise _fail(path, "this is a pickled PyTorch checkpoint (.ckpt/.pt) renamed to .safetensors",
                         "Pickles can run code, so they are never loaded; re-save the weights as safetensors")
-        if len(head) < 8:
+        if n is None:
             raise _fail(path, f"file is only {size} bytes, too short to be safetensors", "Re-save or re-download it")
-        (n,) = struct.unpack("<Q", head)
-        if n > MAX_HEADER_BYTES or n + 8 > size:
-            raise _fail(path, "header is cut off or not a safetensors header (file truncated or of another kind)",
-                        "Re-save or re-download the file")
-        raw = f.read(n)
+        raise _fail(path, "header is cut off or not a safetensors header (file truncated or of another kind)",
+                    "Re-save or re-download the file")
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):

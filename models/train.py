@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 50   # steps between "last good" copies kept for NaN recovery
 HISTORY_LIMIT = 100_000
+MAX_LEARNING_RATE = 10.0  # far beyond useful; keeps AdamW's float32 arithmetic from overflowing
 
 
 class TrainingError(ValueError):
@@ -64,8 +65,9 @@ class Trainer:
         s = settings
         if s.loss not in LOSSES:
             raise TrainingError(f"unknown loss {s.loss!r}; choose one of {', '.join(LOSSES)}")
-        if s.steps < 0 or s.batch_size < 1 or not (s.learning_rate > 0 and math.isfinite(s.learning_rate)):
-            raise TrainingError("steps must be >= 0, batch_size >= 1 and learning_rate a positive number")
+        if s.steps < 0 or s.batch_size < 1 or not 0 < s.learning_rate <= MAX_LEARNING_RATE:
+            raise TrainingError(f"steps must be >= 0, batch_size >= 1 and learning_rate between 0 and "
+                                f"{MAX_LEARNING_RATE:g} (got {s.steps}, {s.batch_size}, {s.learning_rate})")
         self.settings = s
         self.device = torch.device(device or "cpu")
         self.data = images_to_bchw(images).to(self.device)
@@ -183,7 +185,11 @@ class Trainer:
                     self._recover(good, i)
                     break
                 self.history.append(loss)
-                if (i + 1) % SNAPSHOT_EVERY == 0:
+                if (i + 1) % SNAPSHOT_EVERY == 0 or i + 1 == total:
+                    # A finite loss does not prove the update just made was finite: check the weights.
+                    if not self._weights_finite():
+                        self._recover(good, i + 1)
+                        break
                     good = self._snapshot(i + 1)
                 if on_step is not None:
                     on_step(i + 1, total, loss)
@@ -192,16 +198,19 @@ class Trainer:
                 self.ae.state.step = self.start_step + total
             return self._finish()
 
+    def _weights_finite(self):
+        return all(torch.isfinite(p).all() for p in self.net.parameters())
+
     def _snapshot(self, i):
-        return i, copy.deepcopy(self.net.state_dict()), self._optimizer_state()
+        return i, copy.deepcopy(self.net.state_dict())
 
     def _recover(self, good, failed_at):
-        i, weights, opt_state = good
+        i, weights = good
         self.net.load_state_dict(weights)
         self.ae.state.optimizer = None   # moments that led to a blow-up are not worth keeping
         self.ae.state.step = self.start_step + i
         del self.history[len(self.history) - (failed_at - i):]
-        msg = (f"loss became NaN/infinite at step {self.start_step + failed_at + 1}; kept the weights from "
+        msg = (f"training blew up (NaN/infinite values) at step {self.start_step + failed_at + 1}; kept the weights from "
                f"step {self.start_step + i}. Lower the learning rate (now {self.settings.learning_rate:g}).")
         log.warning(msg)
         self.ae.state.summary["stopped_early"] = msg

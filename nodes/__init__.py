@@ -1,6 +1,6 @@
 """Thin ComfyUI node classes (V1 API) over the pure-torch core in ../models."""
 from .image_nodes import AtelierImageGrid, AtelierLoadImageFolder
-from .latent_nodes import AtelierDecode, AtelierEncode, AtelierLatentMix
+from .latent_nodes import AtelierDecode, AtelierEncode, AtelierLatentMix, AtelierLatentWalk
 from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder
 from .train_node import AtelierTrainAutoencoder
 
@@ -13,6 +13,7 @@ NODE_CLASS_MAPPINGS = {
     "AtelierEncode": AtelierEncode,
     "AtelierDecode": AtelierDecode,
     "AtelierLatentMix": AtelierLatentMix,
+    "AtelierLatentWalk": AtelierLatentWalk,
     "AtelierImageGrid": AtelierImageGrid,
 }
 
@@ -25,5 +26,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "AtelierEncode": "Encode with Autoencoder (Atelier)",
     "AtelierDecode": "Decode with Autoencoder (Atelier)",
     "AtelierLatentMix": "Latent Mix (Atelier)",
+    "AtelierLatentWalk": "Latent Walk (Atelier)",
     "AtelierImageGrid": "Image Grid (Atelier)",
 }

@@ -1,8 +1,8 @@
 """Nodes between pictures and latents: encode, decode, mix."""
 from ..models import codec
-from ..models.latent_math import MIX_MODES, mix
+from ..models.latent_math import EASINGS, MIX_MODES, mix, walk
 from . import bridge
-from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, LINK
+from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK
 
 
 class AtelierEncode:
@@ -88,5 +88,38 @@ class AtelierLatentMix:
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Mix: {e}") from None
         out = latent_a.copy()  # keep A's extra keys, like ComfyUI's own latent nodes
+        out["samples"] = samples
+        return (out,)
+
+
+class AtelierLatentWalk:
+    DESCRIPTION = ("Makes a smooth journey through your latents: give it a batch of keyframe latents (e.g. several "
+                   "artworks encoded at once) and it makes the in-between frames. Decode them and save as an "
+                   "animation (Save Animated WEBP) or lay them out with Image Grid.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("All frames as one latent batch, keyframes included.",)
+    FUNCTION = "walk"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "keyframes": LINK("LATENT", "A batch of 2 or more latents to travel through, in order."),
+            "frames": INT(16, 2, 4096, "Total number of frames to make."),
+            "method": COMBO(["slerp", "lerp"], "slerp keeps the latent's strength between keyframes (no washed-out "
+                            "middle); lerp is a straight cross-fade."),
+            "easing": COMBO(list(EASINGS), "Pacing between keyframes: linear is constant speed; ease-in-out and "
+                            "cosine linger on each keyframe."),
+            "loop": ("BOOLEAN", {"default": False, "tooltip": "Travel back to the first keyframe at the end, for "
+                                 "seamless looping animations."}),
+        }}
+
+    def walk(self, keyframes, frames, method, easing, loop):
+        try:
+            samples = walk(keyframes["samples"], int(frames), method, easing, bool(loop))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"Atelier Latent Walk: {e}") from None
+        out = keyframes.copy()
         out["samples"] = samples
         return (out,)

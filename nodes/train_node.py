@@ -10,7 +10,7 @@ from ..models.train import Trainer, TrainingError, TrainSettings
 from . import bridge
 from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
 
-PREVIEW_SECONDS = 2.0  # how often the live reconstruction preview is refreshed
+PREVIEW_SECONDS = 3.0  # how often the live reconstruction preview is refreshed
 
 
 def _pil(image_bhwc):

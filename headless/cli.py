@@ -1,0 +1,145 @@
+"""Command line: run workflow files without ComfyUI.
+
+    python atelier.py demo
+    python atelier.py run workflows/atelier_train_on_a_folder.json --set folder=/path/to/art --set steps=2000
+    python atelier.py convert workflows/atelier_train_on_a_folder.json   # UI -> API JSON
+    python atelier.py make-data art ./input/my_art                       # procedural images to play with
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+from ..models import procedural
+from ..nodes import bridge
+from . import runner, workflow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_WORKFLOW = os.path.join(ROOT, "workflows", "atelier_train_on_a_folder.json")
+log = logging.getLogger("autoencoder_atelier")
+
+
+def parse_value(text):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(prompt, overrides):
+    """``input=value`` sets that widget on every node that has it; ``NODE.input=value`` on one node
+    (NODE = node id, title or class type)."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise workflow.WorkflowError(f"--set {item!r}: expected input=value or NODE.input=value")
+        target, _, name = key.rpartition(".")
+        hits = 0
+        for node_id, node in prompt.items():
+            names = {node_id, node["class_type"], node.get("_meta", {}).get("title")}
+            if target and target not in names:
+                continue
+            spec = runner.input_types_of(node["class_type"]) or {}
+            declared = {**spec.get("required", {}), **spec.get("optional", {})}
+            if name in declared and not isinstance(node["inputs"].get(name), list):
+                node["inputs"][name] = parse_value(text)
+                hits += 1
+        if not hits:
+            raise workflow.WorkflowError(f"--set {item!r}: no node has a widget input named {name!r}"
+                                         + (f" (looked in {target!r})" if target else ""))
+    return prompt
+
+
+def load_prompt(path, overrides=()):
+    wf = workflow.load(path)
+    return apply_overrides(workflow.to_api(wf, runner.input_types_of), overrides)
+
+
+def print_outputs(ui):
+    for node_id, out in ui.items():
+        for item in out.get("images", []):
+            print(f"image  {item['path']}")
+        for text in out.get("text", []):
+            print(f"model  {text}")
+
+
+def cmd_run(args):
+    ui = runner.run(load_prompt(args.workflow, args.set), progress=not args.quiet)
+    print_outputs(ui)
+
+
+def cmd_convert(args):
+    json.dump(load_prompt(args.workflow, args.set), sys.stdout, indent=2)
+    print()
+
+
+def cmd_make_data(args):
+    if args.from_npz:  # e.g. MNIST as uint8 [N,28,28] under the key "data"
+        import numpy as np
+        from PIL import Image
+        data = np.load(args.from_npz)["data"][:args.count]
+        os.makedirs(args.folder, exist_ok=True)
+        for i, a in enumerate(data):
+            Image.fromarray(a).save(os.path.join(args.folder, f"digit_{i:05d}.png"))
+        args.count = len(data)
+    elif args.kind == "art":
+        procedural.write_folder(args.folder, count=args.count, size=args.size or 128, seed=args.seed)
+    else:
+        procedural.write_digits(args.folder, count=args.count, size=args.size or 28, seed=args.seed)
+    print(f"wrote {args.count} images to {os.path.abspath(args.folder)}")
+
+
+def cmd_demo(args):
+    art = os.path.join(bridge.input_dir(), "atelier_demo_art")
+    procedural.write_folder(art, count=48, size=128, seed=0)
+    log.info("wrote 48 procedural artworks to %s", art)
+    t = time.perf_counter()
+    ui = runner.run(load_prompt(DEMO_WORKFLOW, [f"folder={json.dumps(art)}"] + list(args.set)),
+                    progress=not args.quiet)
+    print_outputs(ui)
+    print(f"demo finished in {time.perf_counter() - t:.0f}s; outputs in {bridge.output_dir()}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="atelier.py", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models-dir", help="model folder (default $ATELIER_MODELS_DIR or ./autoencoders)")
+    ap.add_argument("--output-dir", help="output folder (default $ATELIER_OUTPUT_DIR or ./output)")
+    ap.add_argument("--input-dir", help="input folder (default $ATELIER_INPUT_DIR or ./input)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars or step logs")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run a workflow file (UI or API format)")
+    p.add_argument("workflow")
+    p.add_argument("--set", action="append", default=[], metavar="[NODE.]INPUT=VALUE",
+                   help="override a widget value (repeatable); NODE is a node id, title or type")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("convert", help="print a workflow in API format (for ComfyUI's /prompt)")
+    p.add_argument("workflow")
+    p.add_argument("--set", action="append", default=[], metavar="[NODE.]INPUT=VALUE")
+    p.set_defaults(func=cmd_convert)
+    p = sub.add_parser("demo", help="train on a generated art set and write a reconstruction grid, a latent "
+                       "walk strip, a loss curve and the model")
+    p.add_argument("--set", action="append", default=[], metavar="[NODE.]INPUT=VALUE")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("make-data", help="write a procedural image set (no download needed)")
+    p.add_argument("kind", choices=["art", "digits"])
+    p.add_argument("folder")
+    p.add_argument("--count", type=int, default=48)
+    p.add_argument("--size", type=int, default=None, help="image side (default 128 for art, 28 for digits)")
+    p.add_argument("--from-npz", help="digits: write the images of this .npz (key 'data', uint8 [N,H,W]) instead")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_data)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    bridge.configure(args.models_dir, args.output_dir, args.input_dir)
+    try:
+        args.func(args)
+    except (workflow.WorkflowError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was saved by the node that was running", file=sys.stderr)
+        return 130
+    return 0

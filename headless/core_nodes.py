@@ -1,0 +1,85 @@
+"""Minimal stand-ins for ComfyUI's LoadImage, SaveImage and PreviewImage, for headless runs.
+
+They read and write the same way (input folder, ``<prefix>_NNNNN_.png`` in the output folder)
+so a workflow behaves alike in ComfyUI and on the command line.
+"""
+import os
+import re
+import tempfile
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, open_image
+from ..nodes import bridge
+
+
+class LoadImage:
+    CATEGORY, FUNCTION = "image", "load_image"
+    RETURN_TYPES = ("IMAGE", "MASK")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        folder = bridge.input_dir()
+        files = sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS) \
+            if os.path.isdir(folder) else []
+        return {"required": {"image": (files, {"image_upload": True})}}
+
+    def load_image(self, image):
+        path = image if os.path.isabs(image) else os.path.join(bridge.input_dir(), image)
+        try:
+            rgb = open_image(path)
+        except ImageFolderError as e:
+            raise ValueError(f"Load Image: {e}") from None
+        with Image.open(path) as im:
+            alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0 if "A" in im.getbands() else None
+        mask = 1.0 - torch.from_numpy(alpha) if alpha is not None else torch.zeros(rgb.shape[:2])
+        return torch.from_numpy(rgb)[None], mask[None]
+
+
+def save_images(images, folder, prefix, kind):
+    """Write a batch as numbered PNGs the way ComfyUI's SaveImage names them."""
+    parts = [p for p in re.split(r"[\\/]", prefix) if p]
+    if not parts or os.path.isabs(prefix) or ".." in parts:
+        raise ValueError(f"Save Image: filename_prefix {prefix!r} must be a relative name without '..'")
+    target = os.path.join(folder, *parts[:-1])
+    os.makedirs(target, exist_ok=True)
+    stem = parts[-1]
+    pattern = re.compile(re.escape(stem) + r"_(\d{5})_\.png$")
+    counter = max([int(m.group(1)) for n in os.listdir(target) if (m := pattern.match(n))], default=0) + 1
+    results = []
+    for i, img in enumerate(images):
+        name = f"{stem}_{counter + i:05}_.png"
+        Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)).save(os.path.join(target, name))
+        results.append({"filename": name, "subfolder": "/".join(parts[:-1]), "type": kind,
+                        "path": os.path.join(target, name)})
+    return results
+
+
+class SaveImage:
+    CATEGORY, FUNCTION, OUTPUT_NODE = "image", "save_images", True
+    RETURN_TYPES = ()
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}}
+
+    def save_images(self, images, filename_prefix="ComfyUI"):
+        return {"ui": {"images": save_images(images, bridge.output_dir(), filename_prefix, "output")}}
+
+
+class PreviewImage:
+    CATEGORY, FUNCTION, OUTPUT_NODE = "image", "save_images", True
+    RETURN_TYPES = ()
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",)}}
+
+    def save_images(self, images):
+        folder = os.path.join(tempfile.gettempdir(), "atelier_preview")
+        return {"ui": {"images": save_images(images, folder, "preview", "temp")}}
+
+
+CORE_NODES = {"LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage}

@@ -1,0 +1,134 @@
+"""Executes an API-format prompt with the pack's nodes and the core stand-ins, as ComfyUI would:
+only what output nodes need, in dependency order, validated first, inside torch.inference_mode()."""
+import logging
+import sys
+import time
+
+import torch
+
+from ..nodes import NODE_CLASS_MAPPINGS
+from ..nodes.bridge import HeadlessProgressBar
+from .core_nodes import CORE_NODES
+from .workflow import WorkflowError, is_widget
+
+log = logging.getLogger("autoencoder_atelier.runner")
+NODES = {**NODE_CLASS_MAPPINGS, **CORE_NODES}
+
+
+def input_types_of(class_type):
+    cls = NODES.get(class_type)
+    return cls.INPUT_TYPES() if cls is not None else None
+
+
+def _label(node_id, node):
+    return f"node {node_id} ({node.get('_meta', {}).get('title') or node.get('class_type')})"
+
+
+def _check_value(where, name, spec, value):
+    kind, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
+    if isinstance(kind, list):
+        if value not in kind and str(value) not in map(str, kind) and not opts.get("image_upload"):
+            shown = ", ".join(map(str, kind[:8])) + (" ..." if len(kind) > 8 else "")
+            raise WorkflowError(f"{where}: {name}={value!r} is not one of: {shown}")
+        return value
+    if kind in ("INT", "FLOAT"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WorkflowError(f"{where}: {name} must be a number, got {value!r}")
+        if kind == "INT" and float(value) != int(value):
+            raise WorkflowError(f"{where}: {name} must be a whole number, got {value!r}")
+        lo, hi = opts.get("min"), opts.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise WorkflowError(f"{where}: {name}={value} is outside {lo}..{hi}")
+        return int(value) if kind == "INT" else float(value)
+    if kind == "BOOLEAN" and not isinstance(value, bool):
+        raise WorkflowError(f"{where}: {name} must be true or false, got {value!r}")
+    return value
+
+
+def plan(prompt):
+    """Validated execution order of the nodes that output nodes depend on."""
+    for node_id, node in prompt.items():
+        if node.get("class_type") not in NODES:
+            raise WorkflowError(f"{_label(node_id, node)} is not available headless: only the Autoencoder Atelier "
+                                "nodes and ComfyUI's LoadImage, SaveImage and PreviewImage run here. Run this "
+                                "workflow in ComfyUI, or remove that node")
+    outputs = [i for i, n in prompt.items() if getattr(NODES[n["class_type"]], "OUTPUT_NODE", False)]
+    if not outputs:
+        raise WorkflowError("the workflow has no output node (Save Image, Preview Image, Save Autoencoder)")
+    order, state = [], {}
+
+    def visit(node_id, path):
+        if state.get(node_id) == "done":
+            return
+        if state.get(node_id) == "active":
+            raise WorkflowError(f"the workflow has a cycle through node {node_id}")
+        if node_id not in prompt:
+            raise WorkflowError(f"{path} links to node {node_id}, which is not in the workflow")
+        state[node_id] = "active"
+        for value in prompt[node_id]["inputs"].values():
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+                visit(str(value[0]), _label(node_id, prompt[node_id]))
+        state[node_id] = "done"
+        order.append(node_id)
+
+    for node_id in sorted(outputs, key=lambda i: (len(i), i)):
+        visit(node_id, "output")
+    for node_id in order:
+        node, cls = prompt[node_id], NODES[prompt[node_id]["class_type"]]
+        spec = cls.INPUT_TYPES()
+        where = _label(node_id, node)
+        for name in spec.get("required", {}):
+            if name not in node["inputs"]:
+                raise WorkflowError(f"{where}: required input '{name}' is not connected or set")
+        for section in ("required", "optional"):
+            for name, s in spec.get(section, {}).items():
+                value = node["inputs"].get(name)
+                if value is not None and not isinstance(value, list) and is_widget(s):
+                    node["inputs"][name] = _check_value(where, name, s, value)
+    return order
+
+
+class TextProgress:
+    """A one-line progress bar on stderr (or a line every 10% when not a terminal)."""
+
+    def __init__(self, label):
+        self.label, self.last, self.tty = label, -1, sys.stderr.isatty()
+
+    def __call__(self, value, total, preview=None):
+        pct = int(100 * value / max(1, total))
+        if self.tty:
+            bar = "#" * (pct // 4)
+            sys.stderr.write(f"\r{self.label} [{bar:<25}] {value}/{total}")
+            if value >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif pct // 10 != self.last // 10 or value >= total:
+            log.info("%s: %d/%d (%d%%)", self.label, value, total, pct)
+        self.last = pct
+
+
+def run(prompt, progress=True):
+    """Execute ``prompt``; returns {node_id: ui dict} for output nodes."""
+    prompt = {str(k): {**v, "inputs": dict(v.get("inputs", {}))} for k, v in prompt.items()}
+    order = plan(prompt)
+    results, ui = {}, {}
+    with torch.inference_mode():
+        for node_id in order:
+            node = prompt[node_id]
+            cls = NODES[node["class_type"]]
+            kwargs = {k: (results[str(v[0])][v[1]] if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
+                          else v) for k, v in node["inputs"].items()}
+            label = _label(node_id, node)
+            HeadlessProgressBar.hook = TextProgress(label) if progress else None
+            t = time.perf_counter()
+            try:
+                out = getattr(cls(), cls.FUNCTION)(**kwargs)
+            finally:
+                HeadlessProgressBar.hook = None
+            if isinstance(out, dict):
+                if "ui" in out:
+                    ui[node_id] = out["ui"]
+                out = out.get("result", ())
+            results[node_id] = tuple(out or ())
+            log.info("%s done in %.1fs", label, time.perf_counter() - t)
+    return ui

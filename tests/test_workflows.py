@@ -1,0 +1,147 @@
+"""The shipped workflows and the headless runner: files current, every workflow runs, errors are clear."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from autoencoder_atelier.headless import cli, runner, workflow
+from autoencoder_atelier.models import procedural, storage
+from helpers import ROOT
+
+WORKFLOWS = os.path.join(ROOT, "workflows")
+
+
+def names():
+    return sorted(f for f in os.listdir(WORKFLOWS) if f.endswith(".json"))
+
+
+def test_the_three_promised_workflows_exist():
+    assert {"atelier_train_on_a_folder.json", "atelier_load_encode_mix_decode.json",
+            "atelier_mnist_dense.json"} <= set(names())
+
+
+def test_workflow_files_match_their_generator():
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_workflows.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("name", names())
+def test_workflows_are_ui_format_with_known_nodes_and_notes(name, monkeypatch):
+    from autoencoder_atelier.nodes import bridge
+    # The mix workflow names the model the train workflow saves first.
+    monkeypatch.setattr(bridge, "list_models", lambda: ["atelier/my_style_00001.safetensors"])
+    wf = workflow.load(os.path.join(WORKFLOWS, name))
+    assert workflow.is_ui_format(wf) and wf["version"] == 0.4
+    types = {n["type"] for n in wf["nodes"]}
+    assert "Note" in types
+    assert types - {"Note"} <= set(runner.NODES)
+    ids = {n["id"] for n in wf["nodes"]}
+    for link_id, src, _, dst, _, _ in wf["links"]:
+        assert src in ids and dst in ids
+    prompt = workflow.to_api(wf, runner.input_types_of)
+    runner.plan(prompt)  # validates every widget value against the node specs
+
+
+def run_workflow(name, overrides):
+    return runner.run(cli.load_prompt(os.path.join(WORKFLOWS, name), overrides), progress=False)
+
+
+def output_files(ui):
+    return [im["path"] for out in ui.values() for im in out.get("images", [])]
+
+
+def test_train_then_mix_then_mnist_headless(tmp_dirs):
+    art = tmp_dirs.input / "art"
+    procedural.write_folder(str(art), count=8, size=48)
+    ui = run_workflow("atelier_train_on_a_folder.json",
+                      [f"folder={json.dumps(str(art))}", "steps=12", "size=48", "crop_size=32", "frames=5"])
+    files = output_files(ui)
+    assert len(files) == 3 and all(os.path.getsize(f) for f in files)
+    walk = [f for f in files if "walk_strip" in f][0]
+    assert Image.open(walk).size == (5 * 48 + 6 * 2, 48 + 4)   # 5 frames in one row, 2 px padding
+    model = tmp_dirs.models / "atelier" / "my_style_00001.safetensors"
+    ae = storage.load_autoencoder(model)
+    assert ae.state.step == 12 and ae.state.summary["data_size"] == 8
+
+    procedural.make_image(1, 40).save(tmp_dirs.input / "a.png")
+    procedural.make_image(2, 64).save(tmp_dirs.input / "b.png")
+    ui = run_workflow("atelier_load_encode_mix_decode.json",
+                      ["Image A.image=a.png", "Image B.image=b.png"])
+    (mix,) = output_files(ui)
+    assert Image.open(mix).size == (40, 40)
+
+    digits = tmp_dirs.input / "digits"
+    procedural.write_digits(str(digits), count=64)
+    ui = run_workflow("atelier_mnist_dense.json", [f"folder={json.dumps(str(digits))}", "steps=5", "batch_size=16"])
+    assert len(output_files(ui)) == 2
+    dense = storage.load_autoencoder(tmp_dirs.models / "atelier" / "mnist_dense_00001.safetensors")
+    assert dense.config["architecture"] == "dense" and dense.config["channels"] == 1
+
+
+def test_other_core_nodes_are_refused_by_name():
+    prompt = {"1": {"class_type": "KSampler", "inputs": {}, "_meta": {"title": "KSampler"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+    with pytest.raises(workflow.WorkflowError, match="KSampler.*not available headless"):
+        runner.run(prompt)
+
+
+def test_bad_widget_values_and_missing_inputs_are_named():
+    wf = workflow.load(os.path.join(WORKFLOWS, "atelier_train_on_a_folder.json"))
+    prompt = workflow.to_api(wf, runner.input_types_of)
+    bad = cli.apply_overrides(json.loads(json.dumps(prompt)), ["mode=stretch"])
+    with pytest.raises(workflow.WorkflowError, match="mode='stretch' is not one of"):
+        runner.plan(bad)
+    bad = cli.apply_overrides(json.loads(json.dumps(prompt)), ["steps=-5"])
+    with pytest.raises(workflow.WorkflowError, match="steps=-5 is outside"):
+        runner.plan(bad)
+    del prompt["3"]["inputs"]["images"]
+    with pytest.raises(workflow.WorkflowError, match="required input 'images'"):
+        runner.plan(prompt)
+    with pytest.raises(workflow.WorkflowError, match="no node has a widget input named 'stepz'"):
+        cli.apply_overrides(prompt, ["stepz=3"])
+
+
+def test_overrides_target_one_node_by_title_or_id():
+    wf = workflow.load(os.path.join(WORKFLOWS, "atelier_train_on_a_folder.json"))
+    prompt = cli.apply_overrides(workflow.to_api(wf, runner.input_types_of), ["Keyframes.count=2", "1.size=32"])
+    assert prompt["7"]["inputs"]["count"] == 2 and prompt["1"]["inputs"]["count"] == 0
+    assert prompt["1"]["inputs"]["size"] == 32 and prompt["7"]["inputs"]["size"] == 128
+
+
+def test_ui_conversion_follows_reroutes_primitives_and_bypass():
+    spec = {"A": {"required": {"x": ("INT", {"default": 1, "control_after_generate": True}),
+                               "name": ("STRING", {"default": ""})}},
+            "B": {"required": {"a": ("THING",), "k": (["p", "q"],)}}}
+    wf = {"nodes": [
+        {"id": 1, "type": "A", "widgets_values": [7, "randomize", "n"], "outputs": [{"type": "THING"}]},
+        {"id": 2, "type": "Reroute", "inputs": [{"name": "", "link": 1}], "outputs": [{"type": "THING"}]},
+        {"id": 3, "type": "B", "mode": 4, "inputs": [{"name": "a", "type": "THING", "link": 2}],
+         "outputs": [{"type": "THING"}], "widgets_values": ["p"]},
+        {"id": 4, "type": "B", "inputs": [{"name": "a", "type": "THING", "link": 3},
+                                          {"name": "k", "type": "COMBO", "link": 4, "widget": {"name": "k"}}],
+         "widgets_values": ["p"]},
+        {"id": 5, "type": "PrimitiveNode", "outputs": [{"type": "COMBO"}], "widgets_values": ["q"]},
+        {"id": 6, "type": "Note", "widgets_values": ["hello"]},
+    ], "links": [[1, 1, 0, 2, 0, "THING"], [2, 2, 0, 3, 0, "THING"], [3, 3, 0, 4, 0, "THING"],
+                 [4, 5, 0, 4, 1, "COMBO"]]}
+    prompt = workflow.to_api(wf, spec.get)
+    assert set(prompt) == {"1", "4"}
+    assert prompt["1"]["inputs"] == {"x": 7, "name": "n"}          # "randomize" skipped
+    assert prompt["4"]["inputs"] == {"a": ["1", 0], "k": "q"}       # via reroute + bypass; primitive value
+
+
+def test_unknown_node_types_in_ui_files_are_named():
+    wf = {"nodes": [{"id": 9, "type": "FancyNode", "title": "Fancy"}], "links": []}
+    with pytest.raises(workflow.WorkflowError, match="node 9 \\(Fancy\\): unknown node type 'FancyNode'"):
+        workflow.to_api(wf, runner.input_types_of)
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
+    code = cli.main(["--output-dir", str(tmp_path), "run", os.path.join(WORKFLOWS, "atelier_train_on_a_folder.json"),
+                     "--set", f"folder={json.dumps(str(tmp_path / 'nope'))}"])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err

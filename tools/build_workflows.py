@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Writes the example workflows in workflows/ (ComfyUI UI format) from the declarations below.
+
+Widget values are laid out from each node's INPUT_TYPES, so the files always match the code:
+    python tools/build_workflows.py          # rewrite workflows/*.json
+    python tools/build_workflows.py --check  # exit 1 if a file is out of date (used by the tests)
+"""
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import atelier  # noqa: E402
+
+atelier.load_pack()
+from autoencoder_atelier.headless.runner import NODES  # noqa: E402
+from autoencoder_atelier.headless.workflow import is_widget  # noqa: E402
+
+
+def N(id, type, pos, title=None, box=(320, 180), **widgets):
+    return {"id": id, "type": type, "pos": pos, "title": title, "size": box, "widgets": widgets}
+
+
+def NOTE(id, pos, text, box=(420, 200)):
+    return {"id": id, "type": "Note", "pos": pos, "size": box, "text": text}
+
+
+def build(nodes, links):
+    """nodes: N()/NOTE() dicts; links: (from_id, from_output_name, to_id, to_input_name)."""
+    by_id = {n["id"]: n for n in nodes}
+    out_nodes, link_rows = [], []
+    slots_in, slots_out = {}, {}
+    for n in nodes:
+        if n["type"] == "Note":
+            continue
+        cls = NODES[n["type"]]
+        spec = cls.INPUT_TYPES()
+        n["link_inputs"] = [(k, s[0]) for sec in ("required", "optional") for k, s in spec.get(sec, {}).items()
+                            if not is_widget(s)]
+        names = getattr(cls, "RETURN_NAMES", None) or [t.lower() for t in cls.RETURN_TYPES]
+        n["outputs"] = list(zip(names, cls.RETURN_TYPES))
+        n["spec"] = spec
+    for i, (src, out_name, dst, in_name) in enumerate(links, start=1):
+        s, d = by_id[src], by_id[dst]
+        oslot = [o for o, _ in s["outputs"]].index(out_name)
+        islot = [k for k, _ in d["link_inputs"]].index(in_name)
+        kind = s["outputs"][oslot][1]
+        link_rows.append([i, src, oslot, dst, islot, kind])
+        slots_in[(dst, in_name)] = i
+        slots_out.setdefault((src, oslot), []).append(i)
+    # Execution order: a node comes after everything it reads from.
+    order, seen = [], set()
+
+    def visit(nid):
+        if nid in seen:
+            return
+        seen.add(nid)
+        for (src, _, dst, _) in links:
+            if dst == nid:
+                visit(src)
+        order.append(nid)
+
+    for n in nodes:
+        visit(n["id"])
+    for n in nodes:
+        base = {"id": n["id"], "type": n["type"], "pos": list(n["pos"]), "size": list(n["size"]), "flags": {},
+                "order": order.index(n["id"]), "mode": 0}
+        if n["type"] == "Note":
+            base.update(inputs=[], outputs=[], properties={"text": ""}, widgets_values=[n["text"]],
+                        color="#432", bgcolor="#653")
+            out_nodes.append(base)
+            continue
+        values = []
+        for sec in ("required", "optional"):
+            for k, s in n["spec"].get(sec, {}).items():
+                if not is_widget(s):
+                    continue
+                opts = s[1] if len(s) > 1 and isinstance(s[1], dict) else {}
+                value = n["widgets"].get(k, opts.get("default", s[0][0] if isinstance(s[0], list) and s[0] else None))
+                values.append(value)
+                if opts.get("control_after_generate"):
+                    values.append("fixed")
+                if opts.get("image_upload"):
+                    values.append("image")
+        unknown = set(n["widgets"]) - {k for sec in n["spec"].values() for k in sec}
+        assert not unknown, f"{n['type']}: unknown widgets {unknown}"
+        base["inputs"] = [{"name": k, "type": t, "link": slots_in.get((n["id"], k))} for k, t in n["link_inputs"]]
+        base["outputs"] = [{"name": o, "type": t, "links": slots_out.get((n["id"], j), []), "slot_index": j}
+                           for j, (o, t) in enumerate(n["outputs"])]
+        base["properties"] = {"Node name for S&R": n["type"]}
+        base["widgets_values"] = values
+        if n["title"]:
+            base["title"] = n["title"]
+        out_nodes.append(base)
+    return {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(link_rows), "nodes": out_nodes,
+            "links": link_rows, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [40, 40]}},
+            "version": 0.4}
+
+
+TRAIN_NOTE = """Train an autoencoder on your artworks.
+
+1. Put 20 or more of your images in a folder, e.g. ComfyUI/input/my_artworks, and type its name (or a full path) into both Load Image Folder nodes.
+2. Queue. Training shows a progress bar and a live preview; Cancel stops it safely.
+3. For sharper results raise steps (2000+) and size; crop_size trains on random patches, which is faster.
+
+The model is saved to models/autoencoders/atelier. The walk strip travels through the first 4 images of the folder."""
+
+MIX_NOTE = """Mix two artworks in latent space.
+
+1. Pick a model trained with the 'train on a folder' workflow in Load Autoencoder (press R to refresh the list).
+2. Load two images. They can differ in size: B is resized to A's latent size.
+3. factor 0 = A, 1 = B; try slerp for blends that keep their strength, or add/subtract/difference-add."""
+
+MNIST_NOTE = """The classic dense autoencoder (784-64-32-16) on 28x28 digits.
+
+Make a digit folder first, from a terminal in this pack's folder:
+  python atelier.py make-data digits ../../input/mnist_digits --count 8000
+(or --from-npz path/to/mnist.npz for real MNIST digits). flip is off: mirrored digits are not digits."""
+
+
+WORKFLOWS = {
+    "atelier_train_on_a_folder": build([
+        NOTE(100, (20, 20), TRAIN_NOTE, box=(440, 260)),
+        N(1, "AtelierLoadImageFolder", (20, 320), "Training images", folder="my_artworks", size=128,
+          mode="center-crop", count=0),
+        N(2, "AtelierNewAutoencoder", (20, 540), architecture="conv", latent_channels=8, downscale="8", width=32,
+          image_size=64, seed=0, box=(320, 240)),
+        N(3, "AtelierTrainAutoencoder", (400, 320), steps=600, batch_size=16, learning_rate=0.002, seed=0,
+          loss="mse", crop_size=64, flip=True, box=(340, 300)),
+        N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/my_style", box=(320, 90)),
+        N(5, "SaveImage", (800, 160), "Loss curve", filename_prefix="atelier/loss_curve", box=(320, 260)),
+        N(6, "SaveImage", (800, 460), "Reconstructions", filename_prefix="atelier/reconstructions",
+          box=(320, 260)),
+        N(7, "AtelierLoadImageFolder", (400, 680), "Keyframes", folder="my_artworks", size=128,
+          mode="center-crop", count=4),
+        N(8, "AtelierEncode", (800, 760), box=(240, 80)),
+        N(9, "AtelierLatentWalk", (1080, 760), frames=13, method="slerp", easing="ease-in-out", loop=False,
+          box=(280, 150)),
+        N(10, "AtelierDecode", (1400, 760), box=(240, 60)),
+        N(11, "AtelierImageGrid", (1400, 860), columns=13, padding=2, box=(240, 90)),
+        N(12, "SaveImage", (1180, 20), "Walk strip", filename_prefix="atelier/walk_strip", box=(480, 260)),
+    ], [
+        (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
+        (3, "loss_curve", 5, "images"), (3, "reconstructions", 6, "images"), (3, "autoencoder", 8, "autoencoder"),
+        (7, "images", 8, "images"), (8, "latent", 9, "keyframes"), (3, "autoencoder", 10, "autoencoder"),
+        (9, "frames", 10, "latent"), (10, "images", 11, "images"), (11, "grid", 12, "images"),
+    ]),
+    "atelier_load_encode_mix_decode": build([
+        NOTE(100, (20, 20), MIX_NOTE, box=(420, 200)),
+        N(1, "AtelierLoadAutoencoder", (20, 260), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
+        N(2, "LoadImage", (20, 400), "Image A", image="example.png", box=(320, 320)),
+        N(3, "LoadImage", (360, 400), "Image B", image="example.png", box=(320, 320)),
+        N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
+        N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
+        N(6, "AtelierLatentMix", (1000, 300), factor=0.5, mode="slerp", box=(280, 130)),
+        N(7, "AtelierDecode", (1320, 300), box=(240, 60)),
+        N(8, "SaveImage", (1320, 400), "Mix", filename_prefix="atelier/mix", box=(360, 360)),
+    ], [
+        (1, "autoencoder", 4, "autoencoder"), (1, "autoencoder", 5, "autoencoder"), (2, "image", 4, "images"),
+        (3, "image", 5, "images"), (4, "latent", 6, "latent_a"), (5, "latent", 6, "latent_b"),
+        (1, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
+    ]),
+    "atelier_mnist_dense": build([
+        NOTE(100, (20, 20), MNIST_NOTE, box=(440, 180)),
+        N(1, "AtelierLoadImageFolder", (20, 240), "Digits", folder="mnist_digits", size=28, mode="resize",
+          count=8000),
+        N(2, "AtelierNewAutoencoder", (20, 460), "Dense 784-64-32-16", architecture="dense", latent_channels=16,
+          downscale="1", width=64, image_size=28, seed=0, color="grayscale", box=(320, 240)),
+        N(3, "AtelierTrainAutoencoder", (400, 240), steps=1600, batch_size=256, learning_rate=0.01, seed=0,
+          loss="mse", crop_size=0, flip=False, box=(340, 300)),
+        N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/mnist_dense", box=(320, 90)),
+        N(5, "SaveImage", (800, 160), "Loss curve", filename_prefix="atelier/mnist_loss", box=(320, 260)),
+        N(6, "SaveImage", (800, 460), "Reconstructions", filename_prefix="atelier/mnist_reconstructions",
+          box=(420, 200)),
+    ], [
+        (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
+        (3, "loss_curve", 5, "images"), (3, "reconstructions", 6, "images"),
+    ]),
+}
+
+
+def main():
+    check = "--check" in sys.argv
+    stale = []
+    for name, wf in WORKFLOWS.items():
+        path = os.path.join(ROOT, "workflows", f"{name}.json")
+        text = json.dumps(wf, indent=2) + "\n"
+        current = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+        if current != text:
+            stale.append(path)
+            if not check:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+    if check and stale:
+        print("out of date (run python tools/build_workflows.py):", *stale, sep="\n  ")
+        return 1
+    print("\n".join(stale) if stale else "workflows up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
