@@ -5,6 +5,13 @@ from . import bridge
 from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK
 
 
+def with_samples(latent, samples):
+    """A copy of ``latent`` with new samples, keeping its extra keys like ComfyUI's latent nodes do."""
+    out = latent.copy()
+    out["samples"] = samples
+    return (out,)
+
+
 class AtelierEncode:
     DESCRIPTION = ("Turns images into latents with your autoencoder: the compact code you can mix, blend, "
                    "upscale and decode. Works with ComfyUI's own latent nodes.")
@@ -87,9 +94,7 @@ class AtelierLatentMix:
                           latent_c["samples"] if latent_c is not None else None)
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Mix: {e}") from None
-        out = latent_a.copy()  # keep A's extra keys, like ComfyUI's own latent nodes
-        out["samples"] = samples
-        return (out,)
+        return with_samples(latent_a, samples)
 
 
 class AtelierLatentWalk:
@@ -120,6 +125,4 @@ class AtelierLatentWalk:
             samples = walk(keyframes["samples"], int(frames), method, easing, bool(loop))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Walk: {e}") from None
-        out = keyframes.copy()
-        out["samples"] = samples
-        return (out,)
+        return with_samples(keyframes, samples)

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoencoder_atelier.models.latent_math import MIX_MODES, match_latent, mix, slerp
+from autoencoder_atelier.models.latent_math import MIX_MODES, match_latent, mix, slerp, walk
 
 
 def rand(*shape, seed=0, scale=1.0):
@@ -138,3 +138,40 @@ def test_mix_modes_values():
     assert torch.allclose(mix(a, b, 0.5, "difference-add"), a + 0.5 * (b - b.mean((-2, -1), keepdim=True)), atol=1e-6)
     with pytest.raises(ValueError, match="unknown mix mode 'blend'"):
         mix(a, b, 0.5, "blend")
+
+
+# -- walk --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["slerp", "lerp"])
+@pytest.mark.parametrize("easing", ["linear", "ease-in-out", "cosine"])
+def test_walk_passes_through_every_keyframe(method, easing):
+    keys = torch.randn(3, 4, 5, 6, generator=torch.Generator().manual_seed(0))
+    frames = walk(keys, 9, method, easing)            # 4 frames per segment: keys at 0, 4, 8
+    assert frames.shape == (9, 4, 5, 6)
+    for k, f in ((0, 0), (1, 4), (2, 8)):
+        torch.testing.assert_close(frames[f], keys[k], rtol=0, atol=1e-6)
+
+
+def test_walk_loop_returns_towards_the_start_without_repeating_it():
+    keys = torch.randn(2, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    frames = walk(keys, 8, "lerp", "linear", loop=True)
+    torch.testing.assert_close(frames[0], keys[0])
+    torch.testing.assert_close(frames[4], keys[1])
+    torch.testing.assert_close(frames[6], 0.5 * (keys[1] + keys[0]))   # on the way back
+    assert not torch.allclose(frames[-1], keys[0])
+
+
+def test_walk_slerp_keeps_norms_between_keyframes():
+    keys = torch.randn(2, 8, 4, 4, generator=torch.Generator().manual_seed(2))
+    frames = walk(keys, 21, "slerp", "linear")
+    n = frames.flatten(1).norm(dim=1)
+    expected = torch.linspace(0, 1, 21) * (keys[1].norm() - keys[0].norm()) + keys[0].norm()
+    assert ((n - expected).abs() / expected).max() < 0.01
+
+
+def test_walk_needs_two_keyframes_and_frames():
+    with pytest.raises(ValueError, match="at least 2 keyframe"):
+        walk(torch.zeros(1, 2, 2, 2), 5)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        walk(torch.zeros(2, 2, 2, 2), 1)
