@@ -89,7 +89,8 @@ def estimate_parameters(cfg):
         return 2 * (d * w + w * (w // 2) + (w // 2) * c) + 2 * d + 4 * w + 2 * c
     chans, z = conv_channels(cfg), cfg["latent_channels"]
     per_level = sum(2 * 9 * ch * ch * (3 * cfg["blocks"] + 1) for ch in chans)
-    return per_level + 2 * 9 * chans[-1] * z * 2 + 12 * 9 * chans[0] * 2
+    linear = 2 * cfg["channels"] * cfg["downscale"] ** 2 * (z + 1)   # the 1x1 block projection and its mirror
+    return per_level + 2 * 9 * chans[-1] * z * 2 + 12 * 9 * chans[0] * 2 + linear
 
 
 def latent_shape(cfg, height, width):

@@ -49,7 +49,8 @@ class AutoencoderNet(nn.Module):
             return self.decode_raw(mean), None
         noise = torch.randn(mean.shape, generator=generator, device="cpu").to(mean)
         z = mean + torch.exp(0.5 * logvar) * noise
-        kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
+        m, lv = mean.float(), logvar.float()   # KL in float32 even under bf16 autocast
+        kl = 0.5 * (m.square() + lv.exp() - 1.0 - lv).mean()
         return self.decode_raw(z), kl
 
 
@@ -90,11 +91,20 @@ def blocks(ch, n):
 
 
 class ConvAutoencoder(AutoencoderNet):
+    """Two paths from image to latent and back.
+
+    A linear path (a 1x1 projection of each downscale x downscale pixel block, and its mirror in
+    the decoder) can be set to PCA of the training images' blocks (``init_linear_from``), so a
+    fresh model starts as good as a linear code; a residual conv pyramid beside it, whose last
+    layers start at zero, learns what linear coding cannot (context across blocks, nonlinearity).
+    """
+
     def __init__(self, config):
         super().__init__(config)
         self.variational = config["architecture"] == "conv-vae"
         c, z, n = conv_channels(config), config["latent_channels"], config["blocks"]
-        levels = int(math.log2(config["downscale"]))
+        self.f, self.latent_channels = config["downscale"], z
+        levels = int(math.log2(self.f))
         # Scale 0 works at 1/2 resolution (after pixel-unshuffle) unless downscale is 1.
         stem = 1 if levels == 0 else 2
         cin = self.channels * stem * stem
@@ -109,16 +119,44 @@ class ConvAutoencoder(AutoencoderNet):
         if stem == 2:
             dec.append(nn.PixelShuffle(2))
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
+        block = self.channels * self.f ** 2
+        self.enc_linear, self.dec_linear = nn.Conv2d(block, z, 1), nn.Conv2d(z, block, 1)
+        for last in (enc[-1], dec[-2] if stem == 2 else dec[-1]):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        if self.variational:  # start with small posterior noise: log-variance -6
+            nn.init.constant_(enc[-1].bias[z:], -6.0)
 
     def encode_moments(self, x):
-        h = self.encoder(x * 2.0 - 1.0)
+        x = x * 2.0 - 1.0
+        h = self.encoder(x)
+        linear = self.enc_linear(F.pixel_unshuffle(x, self.f))
         if not self.variational:
-            return h, None
+            return h + linear, None
         mean, logvar = h.chunk(2, dim=1)
-        return mean, logvar.clamp(-30.0, 20.0)
+        return mean + linear, logvar.clamp(-30.0, 20.0)
 
     def decode_raw(self, z):
-        return self.decoder(z) + 0.5
+        return self.decoder(z) + F.pixel_shuffle(self.dec_linear(z), self.f) + 0.5
+
+    @torch.no_grad()
+    def init_linear_from(self, images, max_rows=200_000):
+        """Set the linear path to PCA of the images' pixel blocks ([N,C,H,W] in 0..1, H and W divisible by f)."""
+        u = F.pixel_unshuffle(self.to_model_channels(images).float() * 2.0 - 1.0, self.f)
+        rows = u.movedim(1, -1).reshape(-1, u.shape[1])
+        if rows.shape[0] > max_rows:
+            rows = rows[torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))[:max_rows]]
+        mean = rows.mean(0)
+        _, _, vt = torch.linalg.svd((rows - mean).double(), full_matrices=False)
+        k = min(self.latent_channels, vt.shape[0])
+        basis = torch.zeros(self.latent_channels, rows.shape[1], dtype=torch.float64)
+        basis[:k] = vt[:k]
+        basis, mean = basis.float(), mean.float()
+        self.enc_linear.weight.copy_(basis[:, :, None, None])
+        self.enc_linear.bias.copy_(-(basis @ mean))
+        # The decoder works in 0..1 (offset 0.5 added in decode_raw): halve the [-1,1] reconstruction.
+        self.dec_linear.weight.copy_(basis.T[:, :, None, None] / 2.0)
+        self.dec_linear.bias.copy_(mean / 2.0)
 
 
 def build_network(config):

@@ -14,6 +14,7 @@ import torch
 
 from .latent_stats import latent_statistics
 from .losses import LOSSES, psnr, reconstruction_loss
+from .precision import autocast_dtype
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class TrainSettings:
     kl_weight: float = 1e-4   # conv-vae only
     warmup: int = 50          # only when training starts from step 0
     flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
+    precision: str = "auto"   # "auto": bf16 autocast where native (see precision.py), else fp32
 
 
 def images_to_bchw(images):
@@ -73,15 +75,25 @@ class Trainer:
         self.data = images_to_bchw(images).to(self.device)
         cfg = autoencoder.config
         self.crop = self._crop_size(cfg, *self.data.shape[-2:])
+        try:
+            self.autocast = autocast_dtype(s.precision, self.device)
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+        # channels_last lets oneDNN/cuDNN pick their fast convolution kernels.
+        self.memory_format = torch.channels_last if cfg["architecture"] != "dense" else torch.contiguous_format
         with torch.inference_mode(False):
             self.ae = autoencoder.clone()
-            self.net = self.ae.model.to(self.device)
+            self.net = self.ae.model.to(self.device, memory_format=self.memory_format)
             self.net.train()
             self.opt = torch.optim.AdamW(self.net.parameters(), lr=s.learning_rate, betas=(0.9, 0.99),
                                          weight_decay=0.0)
             self._restore_optimizer(self.ae.state.optimizer)
         self.start_step = self.ae.state.step
         self.history = list(self.ae.state.loss_history)
+        if self.start_step == 0 and s.steps > 0 and hasattr(self.net, "init_linear_from"):
+            # A fresh conv model starts from the best linear code of these very images (PCA).
+            with torch.inference_mode(False):
+                self.net.init_linear_from(self.sample_images(n=256))
 
     # -- setup -------------------------------------------------------------------------
     def _crop_size(self, cfg, h, w):
@@ -134,7 +146,7 @@ class Trainer:
         crops = [self.data[i, :, t:t + ch, l:l + cw] for i, t, l in zip(idx.tolist(), top.tolist(), left.tolist())]
         x = torch.stack(crops)
         x = torch.where(flip.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
-        return self.net.to_model_channels(x), g
+        return self.net.to_model_channels(x).contiguous(memory_format=self.memory_format), g
 
     def learning_rate(self, i):
         """Linear warmup (fresh models only), then cosine decay to 10% over this run."""
@@ -153,7 +165,9 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = self.learning_rate(i)
         x, g = self.batch(self.start_step + i)
-        recon, kl = self.net.training_forward(x, generator=g)
+        with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+            recon, kl = self.net.training_forward(x, generator=g)
+        recon = recon.float()
         # Score what the artist will see (decode clamps to 0..1) but keep the gradient flowing
         # (straight-through), so overshooting pure black or white costs nothing.
         recon = recon + (recon.clamp(0, 1) - recon).detach()
@@ -227,6 +241,7 @@ class Trainer:
             "steps": st.step, "data_size": int(self.data.shape[0]),
             "image_size": list(self.data.shape[-2:]), "crop": list(self.crop), "loss": self.settings.loss,
             "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
+            "precision": "bf16" if self.autocast is not None else "fp32",
             "psnr": round(quality, 3),
         })
         if recent:
