@@ -56,8 +56,10 @@ class AtelierTrainAutoencoder:
             "loss": COMBO(list(LOSSES), "mse: the classic (best PSNR). l1: a little sharper. mse+ssim: also "
                           "rewards matching local structure."),
         }, "optional": {
-            "crop_size": INT(0, 0, 4096, "Train on random square crops of this size (0 = whole images). Crops "
-                             "let a few large paintings teach many details.", step=8),
+            "crop_size": INT(128, 0, 4096, "Train on random square crops of this size (0 = whole images; images "
+                             "this size or smaller are used whole). Crops are faster, and their random placement "
+                             "keeps the model from memorising your images, so it works better on new ones.",
+                             step=8),
             "flip": ("BOOLEAN", {"default": True, "tooltip": "Randomly mirror images left-right while training. "
                                  "Turn off for text, digits or anything that must not be mirrored."}),
             "kl_weight": FLOAT(0.0001, 0.0, 1.0, "conv-vae only: how strongly latents are pulled toward random "
@@ -69,7 +71,7 @@ class AtelierTrainAutoencoder:
         }}
 
     def train(self, autoencoder, images, steps, batch_size, learning_rate, seed, loss,
-              crop_size=0, flip=True, kl_weight=0.0001, precision="auto"):
+              crop_size=128, flip=True, kl_weight=0.0001, precision="auto"):
         settings = TrainSettings(steps=int(steps), batch_size=int(batch_size), learning_rate=float(learning_rate),
                                  seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
                                  kl_weight=float(kl_weight), precision=precision)

@@ -194,6 +194,7 @@ def test_interrupt_stops_training_within_two_seconds(server):
     server.request("/interrupt", {})
     entry = server.wait(pid, timeout=30)
     elapsed = time.time() - t
+    print(f"interrupt -> prompt finished in {elapsed:.2f}s")
     assert elapsed < 2.0, f"training took {elapsed:.1f}s to stop"
     assert entry["status"]["status_str"] == "error"
     assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
