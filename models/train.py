@@ -91,9 +91,11 @@ class Trainer:
         self.start_step = self.ae.state.step
         self.history = list(self.ae.state.loss_history)
         if self.start_step == 0 and s.steps > 0 and hasattr(self.net, "init_linear_from"):
-            # A fresh conv model starts from the best linear code of these very images (PCA).
+            # A fresh conv model starts from the best linear code of these very images (PCA),
+            # fitted on at most ~16M pixels so big paintings do not exhaust memory.
+            n = max(1, min(256, (1 << 24) // (self.crop[0] * self.crop[1])))
             with torch.inference_mode(False):
-                self.net.init_linear_from(self.sample_images(n=256))
+                self.net.init_linear_from(self.sample_images(n=n))
 
     # -- setup -------------------------------------------------------------------------
     def _crop_size(self, cfg, h, w):
