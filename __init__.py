@@ -9,4 +9,6 @@ from .nodes.bridge import register_model_folder
 
 register_model_folder()
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "__version__"]
+WEB_DIRECTORY = "./web"  # shows saved paths and model cards on the nodes
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY", "__version__"]

@@ -96,7 +96,8 @@ class AtelierLoadAutoencoder:
             ae = storage.load_autoencoder(path)
         except storage.ModelFileError as e:
             raise ValueError(f"Atelier Load Autoencoder: {e}") from None
-        return (ae, storage.card_text(ae))
+        card = storage.card_text(ae)
+        return {"ui": {"text": [card]}, "result": (ae, card)}
 
 
 _PREFIX_BAD = re.compile(r'[<>:"|?*\x00-\x1f]')
