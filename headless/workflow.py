@@ -45,10 +45,20 @@ def widget_inputs(input_types):
     return out
 
 
-def _extra_values(spec):
+SEED_NAMES = ("seed", "noise_seed")
+
+
+def has_control_widget(name, spec):
+    """Whether the frontend adds a "control after generate" value after this widget: when asked to,
+    and for every INT named seed/noise_seed."""
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return bool(opts.get("control_after_generate")) or (spec[0] == "INT" and name in SEED_NAMES)
+
+
+def extra_values(name, spec):
     """Hidden companion values the frontend stores after some widgets."""
     opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    return int(bool(opts.get("control_after_generate"))) + int(bool(opts.get("image_upload")))
+    return int(has_control_widget(name, spec)) + int(bool(opts.get("image_upload")))
 
 
 def _links(workflow):
@@ -110,7 +120,7 @@ def to_api(workflow, input_types_of):
             for name, wspec in widget_inputs(spec):
                 if pos < len(values):
                     inputs[name] = values[pos]
-                pos += 1 + _extra_values(wspec)
+                pos += 1 + extra_values(name, wspec)
         for name, link in linked.items():
             if link is None:
                 continue

@@ -4,7 +4,7 @@ import os
 from ..models.imagefolder import MODES, ImageFolderError, list_images, load_folder
 from ..models.plots import image_grid
 from . import bridge
-from .schema import CATEGORY, COMBO, INT, LINK, STRING
+from .schema import CATEGORY, COMBO, INT, LINK, SEED, STRING
 
 
 def _folder(folder):
@@ -33,7 +33,7 @@ class AtelierLoadImageFolder:
                           "(good for training on a few large paintings).", default="center-crop"),
             "count": INT(0, 0, 100000, "How many images to load (0 = all); for random-crops, how many crops."),
         }, "optional": {
-            "seed": INT(0, 0, 2 ** 32 - 1, "Seed for where random crops fall."),
+            "seed": SEED("Seed for where random crops fall (random-crops mode)."),
         }}
 
     @classmethod

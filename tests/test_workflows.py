@@ -145,3 +145,9 @@ def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
                      "--set", f"folder={json.dumps(str(tmp_path / 'nope'))}"])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_ui_conversion_skips_the_control_value_the_frontend_adds_to_any_int_named_seed():
+    spec = {"S": {"required": {"seed": ("INT", {"default": 0}), "steps": ("INT", {"default": 1})}}}
+    wf = {"nodes": [{"id": 1, "type": "S", "widgets_values": [42, "fixed", 7]}], "links": []}
+    assert workflow.to_api(wf, spec.get)["1"]["inputs"] == {"seed": 42, "steps": 7}

@@ -15,7 +15,7 @@ import atelier  # noqa: E402
 
 atelier.load_pack()
 from autoencoder_atelier.headless.runner import NODES  # noqa: E402
-from autoencoder_atelier.headless.workflow import is_widget  # noqa: E402
+from autoencoder_atelier.headless.workflow import has_control_widget, is_widget  # noqa: E402
 
 
 def N(id, type, pos, title=None, box=(320, 180), **widgets):
@@ -79,7 +79,7 @@ def build(nodes, links):
                 opts = s[1] if len(s) > 1 and isinstance(s[1], dict) else {}
                 value = n["widgets"].get(k, opts.get("default", s[0][0] if isinstance(s[0], list) and s[0] else None))
                 values.append(value)
-                if opts.get("control_after_generate"):
+                if has_control_widget(k, s):
                     values.append("fixed")
                 if opts.get("image_upload"):
                     values.append("image")

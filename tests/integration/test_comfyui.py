@@ -199,3 +199,44 @@ def test_interrupt_stops_training_within_two_seconds(server):
     assert entry["status"]["status_str"] == "error"
     assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
     assert set(os.listdir(server.dirs["models"])) == before   # nothing saved
+
+
+def _browser():
+    """Debian's chromium driven by Playwright, or a skip when either is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (uses the system chromium)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    return sync_api, chromium
+
+
+def test_frontend_opens_and_converts_every_workflow_like_our_converter(server, tmp_path):
+    """The real frontend loads each workflow and its graphToPrompt() gives the prompt our converter gives."""
+    sync_api, chromium = _browser()
+    info = server.get("/object_info")
+    server.request("/settings/Comfy.TutorialCompleted", True)   # no first-run template browser over the graph
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(server.url)
+        # The graph exists before node definitions arrive: wait until ours are registered.
+        page.wait_for_function("() => window.LiteGraph?.registered_node_types?.AtelierTrainAutoencoder",
+                               timeout=60_000)
+        extensions = page.evaluate("() => window.comfyAPI.app.app.extensions.map(e => e.name)")
+        assert "AutoencoderAtelier.ShowText" in extensions
+        for name in WORKFLOWS:
+            wf = workflow.load(os.path.join(ROOT, "workflows", f"{name}.json"))
+            theirs = page.evaluate("""async (wf) => {
+                const app = window.comfyAPI.app.app;
+                await app.loadGraphData(wf);
+                const missing = app.graph._nodes.map(n => n.type)
+                                                .filter(t => !window.LiteGraph.registered_node_types[t]);
+                return {missing, prompt: (await app.graphToPrompt()).output};
+            }""", wf)
+            assert theirs["missing"] == [], f"{name}: frontend does not know {theirs['missing']}"
+            ours = workflow.to_api(wf, lambda t: info[t]["input"] if t in info else None)
+            strip = lambda pr: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in pr.items()}
+            assert strip(theirs["prompt"]) == strip(ours), name
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(tmp_path / f"{name}.png"))
+        browser.close()
