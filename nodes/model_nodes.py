@@ -41,13 +41,13 @@ class AtelierNewAutoencoder:
 
     def create(self, architecture, latent_channels, downscale, width, image_size, seed, blocks=1, color="rgb"):
         try:
-            cfg = default_config(architecture, latent_channels=int(latent_channels), downscale=int(downscale),
+            # Dense models have no downscale: their latent is a vector.
+            cfg = default_config(architecture, latent_channels=int(latent_channels),
+                                 downscale=1 if architecture == "dense" else int(downscale),
                                  width=int(width), image_size=int(image_size), blocks=int(blocks),
                                  channels=1 if color == "grayscale" else 3)
         except (ConfigError, ValueError) as e:
             raise ValueError(f"Atelier New Autoencoder: {e}") from None
-        if architecture == "dense":
-            cfg["downscale"] = 1
         ae = Autoencoder.new(cfg, seed=int(seed))
         bridge.log.info("new autoencoder: %s", ae.describe().replace("\n", "; "))
         return (ae,)
