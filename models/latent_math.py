@@ -99,3 +99,61 @@ def walk(keyframes, frames, method="slerp", easing="linear", loop=False):
         a, b = keys[i:i + 1], keys[i + 1:i + 2]
         out.append(slerp(a, b, t) if method == "slerp" else torch.lerp(a, b, t.to(a.dtype)))
     return torch.cat(out)
+
+
+def _channel_stats(z, eps=1e-5):
+    """Per-sample, per-channel mean and std over the latent grid."""
+    mean = z.mean(dim=(-2, -1), keepdim=True)
+    std = (z.var(dim=(-2, -1), keepdim=True, unbiased=False) + eps).sqrt()
+    return mean, std
+
+
+def fit_mask(mask, like, feather=0.0):
+    """A ComfyUI MASK ([H,W] or [B,H,W], 1 = selected) as [B,1,h,w] on ``like``'s latent grid, feathered
+    by a Gaussian blur of ``feather`` latent cells."""
+    m = mask.to(like.dtype)
+    m = m[None] if m.ndim == 2 else m
+    if m.ndim != 3:
+        raise ValueError(f"a mask must be [H,W] or [B,H,W], got {list(mask.shape)}")
+    m = F.interpolate(m[:, None], size=like.shape[-2:], mode="area" if m.shape[-1] >= like.shape[-1] else "bilinear")
+    if feather > 0:
+        r = max(1, int(3 * feather))
+        x = torch.arange(-r, r + 1, dtype=like.dtype)
+        k = torch.exp(-x ** 2 / (2 * feather ** 2))
+        k = k / k.sum()
+        m = F.pad(m, (r, r, r, r), mode="replicate")
+        m = F.conv2d(F.conv2d(m, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+        # Rounding in the blur must not turn a solid mask into 0.9999999: snap near-0/1 values.
+        m = torch.where(m > 1 - 1e-6, torch.ones_like(m), torch.where(m < 1e-6, torch.zeros_like(m), m))
+    if m.shape[0] not in (1, like.shape[0]):
+        raise ValueError(f"a mask batch of {m.shape[0]} does not fit a latent batch of {like.shape[0]}")
+    return m.clamp(0, 1)
+
+
+def style_mix(content, style, strength=1.0, mask=None):
+    """AdaIN: give ``content`` the per-channel mean and std of ``style`` (strength 1 = fully), optionally
+    only where ``mask`` ([B,1,h,w], from fit_mask) is 1."""
+    content, style = match_latent(content, style)
+    cm, cs = _channel_stats(content)
+    sm, ss = _channel_stats(style)
+    restyled = (content - cm) / cs * ss + sm
+    weight = strength if mask is None else strength * mask
+    return torch.lerp(content, restyled, weight if torch.is_tensor(weight) else float(weight))
+
+
+def collage(a, b, mask):
+    """``a`` where the mask is 1, ``b`` where it is 0, blended in between."""
+    a, b = match_latent(a, b)
+    return torch.lerp(b, a, mask)   # exact at 0 and 1
+
+
+def sample_latents(stats, shape, generator, temperature=1.0, variational=False):
+    """New latents [B,C,h,w]: N(0, T^2) for a VAE's prior, else N(mean, T^2 cov) from training statistics."""
+    noise = torch.randn(shape, generator=generator, dtype=torch.float64)
+    if variational:
+        return (temperature * noise).float()
+    mean, cov = stats["mean"].double(), stats["cov"].double()
+    c = mean.shape[0]
+    chol = torch.linalg.cholesky(cov + 1e-6 * torch.eye(c, dtype=torch.float64) * max(1e-12, float(cov.diagonal().mean())))
+    z = mean + temperature * noise.movedim(1, -1) @ chol.T
+    return z.movedim(-1, 1).float()

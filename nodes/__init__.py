@@ -1,6 +1,7 @@
 """Thin ComfyUI node classes (V1 API) over the pure-torch core in ../models."""
 from .image_nodes import AtelierImageGrid, AtelierLoadImageFolder
-from .latent_nodes import AtelierDecode, AtelierEncode, AtelierLatentMix, AtelierLatentWalk
+from .latent_nodes import (AtelierDecode, AtelierEncode, AtelierLatentCollage, AtelierLatentMix, AtelierLatentStyleMix,
+                           AtelierLatentWalk, AtelierSampleLatent)
 from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder
 from .train_node import AtelierTrainAutoencoder
 
@@ -14,6 +15,9 @@ NODE_CLASS_MAPPINGS = {
     "AtelierDecode": AtelierDecode,
     "AtelierLatentMix": AtelierLatentMix,
     "AtelierLatentWalk": AtelierLatentWalk,
+    "AtelierLatentStyleMix": AtelierLatentStyleMix,
+    "AtelierLatentCollage": AtelierLatentCollage,
+    "AtelierSampleLatent": AtelierSampleLatent,
     "AtelierImageGrid": AtelierImageGrid,
 }
 
@@ -27,5 +31,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "AtelierDecode": "Decode with Autoencoder (Atelier)",
     "AtelierLatentMix": "Latent Mix (Atelier)",
     "AtelierLatentWalk": "Latent Walk (Atelier)",
+    "AtelierLatentStyleMix": "Latent Style Mix (Atelier)",
+    "AtelierLatentCollage": "Latent Collage (Atelier)",
+    "AtelierSampleLatent": "Sample Latent (Atelier)",
     "AtelierImageGrid": "Image Grid (Atelier)",
 }

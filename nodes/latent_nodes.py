@@ -1,8 +1,11 @@
-"""Nodes between pictures and latents: encode, decode, mix."""
+"""Nodes between pictures and latents: encode, decode, and the latent maths artists wire between them."""
+import torch
+
 from ..models import codec
-from ..models.latent_math import EASINGS, MIX_MODES, mix, walk
+from ..models.config import latent_shape
+from ..models.latent_math import EASINGS, MIX_MODES, collage, fit_mask, mix, sample_latents, style_mix, walk
 from . import bridge
-from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK
+from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
 
 
 def with_samples(latent, samples):
@@ -126,3 +129,96 @@ class AtelierLatentWalk:
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Walk: {e}") from None
         return with_samples(keyframes, samples)
+
+
+class AtelierLatentStyleMix:
+    DESCRIPTION = ("Re-styles one work with another: gives the content latent the colour and texture statistics "
+                   "(per-channel mean and spread, as in AdaIN) of the style latent, keeping its layout. A mask "
+                   "limits where it applies.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The re-styled content latent.",)
+    FUNCTION = "style"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "content": LINK("LATENT", "The latent whose composition is kept."),
+            "style": LINK("LATENT", "The latent whose colour and texture statistics are taken."),
+            "strength": FLOAT(1.0, 0.0, 2.0, "0 = unchanged, 1 = the style's statistics exactly; above 1 "
+                              "exaggerates."),
+        }, "optional": {
+            "mask": LINK("MASK", "Where to apply the style (white = fully); resized to the latent grid."),
+        }}
+
+    def style(self, content, style, strength, mask=None):
+        try:
+            z = content["samples"]
+            m = fit_mask(mask, z) if mask is not None else None
+            return with_samples(content, style_mix(z, style["samples"], float(strength), m))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"Atelier Latent Style Mix: {e}") from None
+
+
+class AtelierLatentCollage:
+    DESCRIPTION = ("Cuts and joins two latents through a mask, so part of a picture comes from one work and part "
+                   "from another; the seam is blended by feathering and then healed by the decoder.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("Latent A where the mask is white, latent B where it is black.",)
+    FUNCTION = "collage"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "latent_a": LINK("LATENT", "Shown where the mask is white."),
+            "latent_b": LINK("LATENT", "Shown where the mask is black (resized to A's size if needed)."),
+            "mask": LINK("MASK", "The cut: any size, resized to the latent grid."),
+            "feather": FLOAT(1.0, 0.0, 16.0, "Softness of the seam, in latent cells (one cell = downscale "
+                             "pixels)."),
+        }}
+
+    def collage(self, latent_a, latent_b, mask, feather):
+        try:
+            a = latent_a["samples"]
+            return with_samples(latent_a, collage(a, latent_b["samples"], fit_mask(mask, a, float(feather))))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"Atelier Latent Collage: {e}") from None
+
+
+class AtelierSampleLatent:
+    DESCRIPTION = ("Invents new latents for an autoencoder: from random noise for a conv-vae, and for other "
+                   "models from the statistics of the latents of the images it was trained on. Decode them to "
+                   "see new pictures in the style of your training set.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("New latents, ready for Decode or any latent node.",)
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "autoencoder": LINK(AUTOENCODER, "The (trained) autoencoder to sample latents for."),
+            "batch_size": INT(4, 1, 256, "How many latents."),
+            "width": INT(256, 8, 8192, "Width in pixels of the decoded images (conv models).", step=8),
+            "height": INT(256, 8, 8192, "Height in pixels of the decoded images (conv models).", step=8),
+            "seed": SEED("Seed for the random numbers; the same seed gives the same latents."),
+            "temperature": FLOAT(1.0, 0.0, 3.0, "Spread: lower stays near the average of your works, higher "
+                                 "is wilder."),
+        }}
+
+    def sample(self, autoencoder, batch_size, width, height, seed, temperature):
+        cfg, stats = autoencoder.config, autoencoder.state.latent_stats
+        variational = cfg["architecture"] == "conv-vae"
+        if not variational and not stats:
+            raise ValueError("Atelier Sample Latent: this model has no latent statistics yet; train it with Train "
+                             "Autoencoder (which records them) before sampling")
+        shape = [int(batch_size)] + latent_shape(cfg, int(height), int(width))
+        if 0 in shape:
+            raise ValueError(f"Atelier Sample Latent: {width}x{height} is smaller than the model's downscale")
+        g = torch.Generator().manual_seed(int(seed))
+        z = sample_latents(stats, shape, g, float(temperature), variational)
+        return ({"samples": z, "atelier_model": autoencoder.model_id},)

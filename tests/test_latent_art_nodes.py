@@ -1,0 +1,79 @@
+"""Style mix, collage and sampling: the maths the creative-control issue promises."""
+import pytest
+import torch
+
+from autoencoder_atelier.models.latent_math import _channel_stats, collage, fit_mask, style_mix
+from autoencoder_atelier.models.train import TrainSettings, train
+from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS
+from helpers import procedural, tiny_ae
+
+
+def node(name):
+    return NODE_CLASS_MAPPINGS[name]()
+
+
+def latents(*shape, seed=0, scale=1.0, shift=0.0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale + shift
+
+
+def test_style_mix_at_strength_one_matches_the_style_statistics():
+    content, style = latents(2, 6, 8, 8), latents(1, 6, 5, 7, seed=1, scale=3.0, shift=2.0)
+    (out,) = node("AtelierLatentStyleMix").style({"samples": content, "k": 1}, {"samples": style}, 1.0)
+    m, s = _channel_stats(out["samples"])
+    sm, ss = _channel_stats(torch.nn.functional.interpolate(style, size=(8, 8), mode="bilinear"))
+    assert (m - sm).abs().max() < 1e-4 and (s - ss).abs().max() < 1e-4
+    assert out["k"] == 1 and out["samples"].shape == content.shape
+
+
+def test_style_mix_strength_zero_and_an_empty_mask_leave_the_content_alone():
+    content, style = latents(1, 4, 8, 8), latents(1, 4, 8, 8, seed=2, scale=2.0)
+    assert torch.equal(style_mix(content, style, 0.0), content)
+    assert torch.equal(style_mix(content, style, 1.0, fit_mask(torch.zeros(64, 64), content)), content)
+    half = torch.zeros(64, 64)
+    half[:, 32:] = 1
+    out = style_mix(content, style, 1.0, fit_mask(half, content))
+    assert torch.equal(out[..., :4], content[..., :4]) and not torch.equal(out[..., 4:], content[..., 4:])
+
+
+def test_collage_selects_a_where_the_mask_is_white_and_b_where_black():
+    a, b = latents(2, 4, 8, 8), latents(2, 4, 8, 8, seed=3)
+    (out,) = node("AtelierLatentCollage").collage({"samples": a}, {"samples": b}, torch.ones(64, 64), 2.0)
+    assert torch.equal(out["samples"], a)
+    (out,) = node("AtelierLatentCollage").collage({"samples": a}, {"samples": b}, torch.zeros(1, 30, 30), 2.0)
+    assert torch.equal(out["samples"], b)
+    left = torch.zeros(64, 64)
+    left[:, :32] = 1
+    mixed = collage(a, b, fit_mask(left, a, feather=0.0))
+    assert torch.equal(mixed[..., :4], a[..., :4]) and torch.equal(mixed[..., 4:], b[..., 4:])
+    soft = fit_mask(left, a, feather=1.5)[0, 0, 0]
+    assert soft[0] > 0.99 and soft[-1] < 0.01 and 0 < soft[4] < 1 and torch.all(soft[1:] <= soft[:-1])
+
+
+def test_bad_masks_are_refused_clearly():
+    with pytest.raises(ValueError, match="Latent Collage: a mask must be"):
+        node("AtelierLatentCollage").collage({"samples": latents(1, 4, 8, 8)}, {"samples": latents(1, 4, 8, 8)},
+                                             torch.ones(1, 1, 8, 8), 1.0)
+
+
+def test_samples_from_a_trained_plain_model_match_its_stored_statistics():
+    ae = train(tiny_ae("conv"), procedural(8, 32), TrainSettings(steps=5, batch_size=4))
+    stats = ae.state.latent_stats
+    (lat,) = node("AtelierSampleLatent").sample(ae, 64, 64, 64, 0, 1.0)
+    z = lat["samples"]
+    assert z.shape == (64, ae.config["latent_channels"], 64 // ae.config["downscale"], 64 // ae.config["downscale"])
+    v = z.movedim(1, -1).reshape(-1, z.shape[1]).double()
+    scale = stats["cov"].diagonal().sqrt().double()
+    assert ((v.mean(0) - stats["mean"].double()).abs() / scale).max() < 0.1
+    assert ((torch.cov(v.T) - stats["cov"].double()).abs() / (scale[:, None] * scale[None])).max() < 0.1
+    (again,) = node("AtelierSampleLatent").sample(ae, 64, 64, 64, 0, 1.0)
+    assert torch.equal(again["samples"], z) and lat["atelier_model"] == ae.model_id
+    (images,) = node("AtelierDecode").decode(ae, lat)
+    assert images.shape == (64, 64, 64, 3)
+
+
+def test_vae_samples_come_from_the_prior_and_untrained_models_are_refused():
+    vae = tiny_ae("conv-vae")
+    (lat,) = node("AtelierSampleLatent").sample(vae, 16, 32, 32, 1, 0.5)
+    assert abs(lat["samples"].std().item() - 0.5) < 0.05
+    with pytest.raises(ValueError, match="no latent statistics yet"):
+        node("AtelierSampleLatent").sample(tiny_ae("conv"), 1, 32, 32, 0, 1.0)
