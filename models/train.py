@@ -90,9 +90,10 @@ class Trainer:
             self._restore_optimizer(self.ae.state.optimizer)
         self.start_step = self.ae.state.step
         self.history = list(self.ae.state.loss_history)
-        if self.start_step == 0 and s.steps > 0 and hasattr(self.net, "init_linear_from"):
+        if self.start_step == 0 and s.steps > 0 and cfg["architecture"] == "conv":
             # A fresh conv model starts from the best linear code of these very images (PCA),
-            # fitted on at most ~16M pixels so big paintings do not exhaust memory.
+            # fitted on at most ~16M pixels so big paintings do not exhaust memory. Not for the VAE:
+            # PCA latents decode each cell to its own pixel block, so prior samples come out blocky.
             n = max(1, min(256, (1 << 24) // (self.crop[0] * self.crop[1])))
             with torch.inference_mode(False):
                 self.net.init_linear_from(self.sample_images(n=n))

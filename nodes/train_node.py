@@ -62,8 +62,9 @@ class AtelierTrainAutoencoder:
                              step=8),
             "flip": ("BOOLEAN", {"default": True, "tooltip": "Randomly mirror images left-right while training. "
                                  "Turn off for text, digits or anything that must not be mirrored."}),
-            "kl_weight": FLOAT(0.0001, 0.0, 1.0, "conv-vae only: how strongly latents are pulled toward random "
-                               "noise. Higher = better images from random latents, blurrier reconstructions.",
+            "kl_weight": FLOAT(0.01, 0.0, 1.0, "conv-vae only: how strongly latents are pulled toward random "
+                               "noise. Higher = better images from random latents (Sample Latent), blurrier "
+                               "reconstructions; 0.0001 is nearly a plain autoencoder.",
                                step=0.0001, round=0.00001),
             "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic where the processor or GPU runs it "
                                "natively (about twice as fast, same quality), else float32. fp32 forces full "
@@ -71,7 +72,7 @@ class AtelierTrainAutoencoder:
         }}
 
     def train(self, autoencoder, images, steps, batch_size, learning_rate, seed, loss,
-              crop_size=128, flip=True, kl_weight=0.0001, precision="auto"):
+              crop_size=128, flip=True, kl_weight=0.01, precision="auto"):
         settings = TrainSettings(steps=int(steps), batch_size=int(batch_size), learning_rate=float(learning_rate),
                                  seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
                                  kl_weight=float(kl_weight), precision=precision)

@@ -454,3 +454,11 @@ def test_dense_model_learns_mnist_digits():
     ae = tiny_ae("dense", image_size=28, width=64, latent_channels=16, channels=1)
     out = train(ae, imgs, TrainSettings(steps=150, batch_size=32, learning_rate=1e-2, flip=False))
     assert reconstruction_mse(out, imgs) < 0.8 * baseline
+
+
+def test_pca_initialisation_is_for_plain_conv_models_only(images):
+    for arch, expect_init in (("conv", True), ("conv-vae", False)):
+        ae = tiny_ae(arch)
+        t = Trainer(ae, images, TrainSettings(steps=1, **FAST))
+        changed = not torch.equal(t.net.enc_linear.weight, ae.model.enc_linear.weight)
+        assert changed == expect_init, arch
