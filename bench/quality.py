@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from _pack import SHARED, pack
+from _pack import SHARED
 
 from autoencoder_atelier.models.autoencoder import Autoencoder  # noqa: E402
 from autoencoder_atelier.models.config import default_config  # noqa: E402
@@ -134,7 +134,7 @@ if __name__ == "__main__":
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=1)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--crop", type=int, default=0)
+    ap.add_argument("--crop", type=int, default=64, help="art: random training crop size (0 = whole images)")
     ap.add_argument("--loss", default="mse")
     ap.add_argument("--f6", type=int, default=4, help="art: downscale for the 6x setting")
     ap.add_argument("--f48", type=int, default=8, help="art: downscale for the 48x setting")

@@ -4,7 +4,7 @@ import re
 
 from ..models import storage
 from ..models.autoencoder import Autoencoder
-from ..models.config import ARCHITECTURES, DOWNSCALES, ConfigError, default_config
+from ..models.config import DOWNSCALES, ConfigError, default_config
 from . import bridge
 from .schema import AUTOENCODER, CATEGORY, COMBO, INT, LINK, SEED, STRING
 

@@ -13,7 +13,7 @@ from autoencoder_atelier.models import __version__, storage
 from autoencoder_atelier.models.storage import FORMAT, FORMAT_VERSION, ModelFileError
 from autoencoder_atelier.models.train import TrainSettings, train
 
-from helpers import (header_length, model_digest, procedural, read_safetensors, resave, tiny_ae,
+from helpers import (header_length, procedural, read_safetensors, resave, tiny_ae,
                      weights_equal, write_raw_safetensors)
 
 
