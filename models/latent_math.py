@@ -157,3 +157,57 @@ def sample_latents(stats, shape, generator, temperature=1.0, variational=False):
     chol = torch.linalg.cholesky(cov + 1e-6 * torch.eye(c, dtype=torch.float64) * max(1e-12, float(cov.diagonal().mean())))
     z = mean + temperature * noise.movedim(1, -1) @ chol.T
     return z.movedim(-1, 1).float()
+
+
+def latent_directions(z, max_directions=16):
+    """PCA over a batch of latents [N,C,h,w] (each flattened): mean, orthonormal directions ordered by
+    variance, and the variance along each. At most N-1 directions carry variance."""
+    n = z.shape[0]
+    if n < 2:
+        raise ValueError("finding directions needs at least 2 latents; encode a batch of several works")
+    flat = z.reshape(n, -1).double()
+    mean = flat.mean(0)
+    _, s, vt = torch.linalg.svd(flat - mean, full_matrices=False)
+    k = min(max_directions, n - 1, vt.shape[0])
+    variance = s[:k] ** 2 / (n - 1)
+    return {"mean": mean.reshape(z.shape[1:]).float(), "directions": vt[:k].reshape(k, *z.shape[1:]).float(),
+            "variance": variance.float(), "total_variance": float((s ** 2).sum() / (n - 1))}
+
+
+def edit_along(z, directions, moves):
+    """Move latents along directions: ``moves`` is [(index, strength in standard deviations)]."""
+    out = z.clone()
+    d, var = directions["directions"], directions["variance"]
+    for index, strength in moves:
+        if not 0 <= index < d.shape[0]:
+            raise ValueError(f"direction {index} does not exist; these directions are numbered 0..{d.shape[0] - 1}")
+        step = d[index] * var[index].sqrt() * strength
+        if step.shape != z.shape[1:]:
+            if step.shape[0] != z.shape[1]:
+                raise ValueError(f"these directions have {step.shape[0]} channels but the latent has {z.shape[1]}; "
+                                 "find directions with the same autoencoder")
+            step = F.interpolate(step[None], size=z.shape[-2:], mode="bilinear", align_corners=False)[0]
+        out = out + step.to(out.dtype)
+    return out
+
+
+def latent_rgb(z):
+    """[B,C,h,w] -> [B,h,w,3] in 0..1: the first three principal components of the channel values as RGB."""
+    b, c, h, w = z.shape
+    v = z.movedim(1, -1).reshape(-1, c).double()
+    v = v - v.mean(0)
+    _, _, vt = torch.linalg.svd(v, full_matrices=False)
+    proj = v @ vt[:3].T
+    if proj.shape[1] < 3:
+        proj = torch.cat([proj, proj.new_zeros(proj.shape[0], 3 - proj.shape[1])], 1)
+    lo, hi = proj.quantile(0.01, dim=0), proj.quantile(0.99, dim=0)
+    rgb = ((proj - lo) / (hi - lo).clamp_min(1e-8)).clamp(0, 1)
+    return rgb.reshape(b, h, w, 3).float()
+
+
+def latent_channel_grid(z):
+    """[B,C,h,w] -> [B*C,h,w,3]: each channel as a grey image, normalised per channel over the batch."""
+    lo = z.amin(dim=(0, 2, 3), keepdim=True)
+    hi = z.amax(dim=(0, 2, 3), keepdim=True)
+    g = ((z - lo) / (hi - lo).clamp_min(1e-8)).clamp(0, 1)
+    return g.reshape(-1, *z.shape[-2:])[..., None].expand(-1, -1, -1, 3).float()

@@ -59,3 +59,23 @@ def loss_curve(history, width=640, height=320, title="training loss"):
     d.text((width - right - 70, height - bottom + 8), f"step {len(vals)}", fill=(90, 90, 90), font=font)
     d.text((left + pw // 2 - 40, height - bottom + 8), f"last {vals[-1]:.4g}", fill=(30, 80, 200), font=font)
     return _to_tensor(img)
+
+
+def bar_chart(values, width=640, height=320, title="", label="{:.1%}"):
+    """Bars for a few values (e.g. the share of variance each latent direction explains)."""
+    img = Image.new("RGB", (width, height), (250, 250, 248))
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    d.text((16, 8), title, fill=(40, 40, 40), font=font)
+    vals = [float(v) for v in values]
+    top, bottom, left = 30, 30, 16
+    if vals:
+        bw = (width - 2 * left) / len(vals)
+        peak = max(max(vals), 1e-12)
+        for i, v in enumerate(vals):
+            x0 = left + i * bw
+            y0 = top + (height - top - bottom) * (1 - v / peak)
+            d.rectangle([x0 + 2, y0, x0 + bw - 2, height - bottom], fill=(60, 110, 200))
+            d.text((x0 + 2, height - bottom + 4), str(i), fill=(60, 60, 60), font=font)
+            d.text((x0 + 2, max(top, y0 - 12)), label.format(v), fill=(60, 60, 60), font=font)
+    return _to_tensor(img)

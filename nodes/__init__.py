@@ -1,4 +1,5 @@
 """Thin ComfyUI node classes (V1 API) over the pure-torch core in ../models."""
+from .explore_nodes import AtelierLatentDirections, AtelierLatentEdit, AtelierVisualizeLatent
 from .image_nodes import AtelierImageGrid, AtelierLoadImageFolder
 from .latent_nodes import (AtelierDecode, AtelierEncode, AtelierLatentCollage, AtelierLatentMix, AtelierLatentStyleMix,
                            AtelierLatentWalk, AtelierSampleLatent)
@@ -18,6 +19,9 @@ NODE_CLASS_MAPPINGS = {
     "AtelierLatentStyleMix": AtelierLatentStyleMix,
     "AtelierLatentCollage": AtelierLatentCollage,
     "AtelierSampleLatent": AtelierSampleLatent,
+    "AtelierLatentDirections": AtelierLatentDirections,
+    "AtelierLatentEdit": AtelierLatentEdit,
+    "AtelierVisualizeLatent": AtelierVisualizeLatent,
     "AtelierImageGrid": AtelierImageGrid,
 }
 
@@ -34,5 +38,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "AtelierLatentStyleMix": "Latent Style Mix (Atelier)",
     "AtelierLatentCollage": "Latent Collage (Atelier)",
     "AtelierSampleLatent": "Sample Latent (Atelier)",
+    "AtelierLatentDirections": "Latent Directions (Atelier)",
+    "AtelierLatentEdit": "Latent Edit (Atelier)",
+    "AtelierVisualizeLatent": "Visualize Latent (Atelier)",
     "AtelierImageGrid": "Image Grid (Atelier)",
 }

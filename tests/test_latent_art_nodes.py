@@ -77,3 +77,29 @@ def test_vae_samples_come_from_the_prior_and_untrained_models_are_refused():
     assert abs(lat["samples"].std().item() - 0.5) < 0.05
     with pytest.raises(ValueError, match="no latent statistics yet"):
         node("AtelierSampleLatent").sample(tiny_ae("conv"), 1, 32, 32, 0, 1.0)
+
+
+def test_directions_are_orthonormal_ordered_by_variance_and_edit_moves_along_them():
+    base = latents(1, 4, 4, 4, seed=5)
+    axes = torch.linalg.qr(latents(64, 3, seed=6))[0].T.reshape(3, 4, 4, 4)   # 3 orthonormal axes
+    coef = latents(40, 3, seed=7) * torch.tensor([3.0, 1.0, 0.3])
+    z = base + torch.einsum("nk,kchw->nchw", coef, axes)
+    d, chart = node("AtelierLatentDirections").find({"samples": z}, 8)
+    dirs = d["directions"].reshape(d["directions"].shape[0], -1)
+    assert torch.allclose(dirs @ dirs.T, torch.eye(dirs.shape[0]), atol=1e-5)
+    assert torch.all(d["variance"][1:] <= d["variance"][:-1])
+    assert abs(float(torch.dot(dirs[0], axes[0].flatten()))) > 0.99   # the strongest axis comes first
+    assert chart.shape[0] == 1 and chart.shape[-1] == 3
+    (moved,) = node("AtelierLatentEdit").edit({"samples": z[:2]}, d, 0, 2.0)
+    step = (moved["samples"] - z[:2]).reshape(2, -1)
+    assert torch.allclose(step, (2.0 * d["variance"][0].sqrt() * dirs[0]).expand(2, -1), atol=1e-5)
+    with pytest.raises(ValueError, match="direction 9 does not exist"):
+        node("AtelierLatentEdit").edit({"samples": z[:1]}, d, 9, 1.0)
+
+
+def test_visualize_latent_shapes_and_range():
+    z = latents(2, 8, 6, 5)
+    (rgb,) = node("AtelierVisualizeLatent").show({"samples": z}, "pca-rgb", 4)
+    assert rgb.shape == (2, 24, 20, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    (grid,) = node("AtelierVisualizeLatent").show({"samples": z}, "channels", 2)
+    assert grid.shape[0] == 1 and grid.shape[-1] == 3 and grid.dtype == torch.float32

@@ -1,0 +1,97 @@
+"""Nodes for looking into latent space: its main directions, moving along them, and seeing latents."""
+import torch
+import torch.nn.functional as F
+
+from ..models.latent_math import edit_along, latent_channel_grid, latent_directions, latent_rgb
+from ..models.plots import bar_chart, image_grid
+from .latent_nodes import with_samples
+from .schema import CATEGORY, COMBO, FLOAT, INT, LINK
+
+DIRECTIONS = "DIRECTIONS"
+
+
+class AtelierLatentDirections:
+    DESCRIPTION = ("Finds the main ways your works differ from each other (principal directions of their latents), "
+                   "strongest first. Feed a batch of your encoded works; use Latent Edit to push any latent along "
+                   "a direction.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (DIRECTIONS, "IMAGE")
+    RETURN_NAMES = ("directions", "variance_chart")
+    OUTPUT_TOOLTIPS = ("The directions (mean, unit directions, variance along each) for Latent Edit.",
+                       "How much of the variation among your works each direction explains.")
+    FUNCTION = "find"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "latents": LINK("LATENT", "A batch of 2 or more latents of the same size (your works, encoded)."),
+            "max_directions": INT(8, 1, 64, "How many directions to keep (at most one fewer than the latents)."),
+        }}
+
+    def find(self, latents, max_directions):
+        try:
+            d = latent_directions(latents["samples"], int(max_directions))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"Atelier Latent Directions: {e}") from None
+        share = d["variance"] / max(d["total_variance"], 1e-12)
+        return (d, bar_chart(share.tolist(), title="share of variation explained by each direction"))
+
+
+class AtelierLatentEdit:
+    DESCRIPTION = ("Moves latents along directions found by Latent Directions, e.g. direction 0 by +2 makes a work "
+                   "more like the 'strongest difference' among your works. Negative strengths go the other way.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The moved latents.",)
+    FUNCTION = "edit"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "latent": LINK("LATENT", "Latents to move (made by the same autoencoder)."),
+            "directions": LINK(DIRECTIONS, "From Latent Directions."),
+            "index": INT(0, 0, 63, "Which direction (0 = the strongest)."),
+            "strength": FLOAT(1.0, -10.0, 10.0, "How far, in standard deviations of your works along it."),
+        }, "optional": {
+            "index_2": INT(1, 0, 63, "A second direction to move along at the same time."),
+            "strength_2": FLOAT(0.0, -10.0, 10.0, "How far along the second direction (0 = not at all)."),
+        }}
+
+    def edit(self, latent, directions, index, strength, index_2=1, strength_2=0.0):
+        moves = [(int(index), float(strength))] + ([(int(index_2), float(strength_2))] if strength_2 else [])
+        try:
+            return with_samples(latent, edit_along(latent["samples"], directions, moves))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"Atelier Latent Edit: {e}") from None
+
+
+class AtelierVisualizeLatent:
+    DESCRIPTION = ("Shows what the model 'sees': a latent's first three principal components as colours, or every "
+                   "channel as a grey image.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The picture of the latent (enlarged so cells are visible).",)
+    FUNCTION = "show"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "latent": LINK("LATENT", "Any latent."),
+            "mode": COMBO(["pca-rgb", "channels"], "pca-rgb: the three strongest patterns as red, green and blue. "
+                          "channels: one grey tile per channel."),
+            "scale": INT(8, 1, 64, "Enlargement: each latent cell becomes scale x scale pixels."),
+        }}
+
+    def show(self, latent, mode, scale):
+        z = latent["samples"].float()
+        if z.ndim != 4:
+            raise ValueError(f"Atelier Visualize Latent: expected samples [B,C,h,w], got {list(z.shape)}")
+        if mode == "pca-rgb":
+            img = latent_rgb(z)
+        else:
+            tiles = latent_channel_grid(z[:1])
+            img = image_grid(tiles, columns=min(8, tiles.shape[0]), padding=1)
+        img = F.interpolate(img.movedim(-1, 1), scale_factor=int(scale), mode="nearest").movedim(1, -1)
+        return (img.contiguous().to(torch.float32),)
