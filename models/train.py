@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .corruption import CORRUPTIONS, corrupt
 from .latent_stats import latent_statistics
 from .losses import LOSSES, psnr, reconstruction_loss
 from .precision import autocast_dtype
@@ -39,6 +40,8 @@ class TrainSettings:
     warmup: int = 50          # only when training starts from step 0
     flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
     precision: str = "auto"   # "auto": bf16 autocast where native (see precision.py), else fp32
+    corruption: str = "none"  # restoration training: damage the input, score against the clean image
+    corruption_strength: float = 0.5
 
 
 def images_to_bchw(images):
@@ -67,6 +70,8 @@ class Trainer:
         s = settings
         if s.loss not in LOSSES:
             raise TrainingError(f"unknown loss {s.loss!r}; choose one of {', '.join(LOSSES)}")
+        if s.corruption not in CORRUPTIONS or not 0 <= s.corruption_strength <= 1:
+            raise TrainingError(f"corruption must be one of {', '.join(CORRUPTIONS)} with a strength in 0..1")
         if s.steps < 0 or s.batch_size < 1 or not 0 < s.learning_rate <= MAX_LEARNING_RATE:
             raise TrainingError(f"steps must be >= 0, batch_size >= 1 and learning_rate between 0 and "
                                 f"{MAX_LEARNING_RATE:g} (got {s.steps}, {s.batch_size}, {s.learning_rate})")
@@ -168,8 +173,9 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = self.learning_rate(i)
         x, g = self.batch(self.start_step + i)
+        damaged = corrupt(x, s.corruption, s.corruption_strength, g)
         with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
-            recon, kl = self.net.training_forward(x, generator=g)
+            recon, kl = self.net.training_forward(damaged, generator=g)
         recon = recon.float()
         # Score what the artist will see (decode clamps to 0..1) but keep the gradient flowing
         # (straight-through), so overshooting pure black or white costs nothing.
@@ -245,6 +251,7 @@ class Trainer:
             "image_size": list(self.data.shape[-2:]), "crop": list(self.crop), "loss": self.settings.loss,
             "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
             "precision": "bf16" if self.autocast is not None else "fp32",
+            "corruption": self.settings.corruption,
             "psnr": round(quality, 3),
         })
         if recent:

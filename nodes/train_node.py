@@ -4,6 +4,7 @@ import time
 import torch
 from PIL import Image
 
+from ..models.corruption import CORRUPTIONS
 from ..models.losses import LOSSES
 from ..models.plots import image_grid, loss_curve
 from ..models.precision import PRECISIONS
@@ -66,16 +67,22 @@ class AtelierTrainAutoencoder:
                                "noise. Higher = better images from random latents (Sample Latent), blurrier "
                                "reconstructions; 0.0001 is nearly a plain autoencoder.",
                                step=0.0001, round=0.00001),
+            "corruption": COMBO(list(CORRUPTIONS), "Restoration training: damage each training image this way "
+                                "(noise, grey holes, JPEG-like blocks, blur) and teach the model to paint back the "
+                                "clean one. Then Encode + Decode a damaged picture to restore it."),
+            "corruption_strength": FLOAT(0.5, 0.0, 1.0, "How bad the training damage is (0..1)."),
             "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic where the processor or GPU runs it "
                                "natively (about twice as fast, same quality), else float32. fp32 forces full "
                                "precision."),
         }}
 
     def train(self, autoencoder, images, steps, batch_size, learning_rate, seed, loss,
-              crop_size=128, flip=True, kl_weight=0.01, precision="auto"):
+              crop_size=128, flip=True, kl_weight=0.01, precision="auto", corruption="none",
+              corruption_strength=0.5):
         settings = TrainSettings(steps=int(steps), batch_size=int(batch_size), learning_rate=float(learning_rate),
                                  seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
-                                 kl_weight=float(kl_weight), precision=precision)
+                                 kl_weight=float(kl_weight), precision=precision, corruption=corruption,
+                                 corruption_strength=float(corruption_strength))
         try:
             trainer = Trainer(autoencoder, images, settings, device=bridge.torch_device())
         except TrainingError as e:

@@ -462,3 +462,29 @@ def test_pca_initialisation_is_for_plain_conv_models_only(images):
         t = Trainer(ae, images, TrainSettings(steps=1, **FAST))
         changed = not torch.equal(t.net.enc_linear.weight, ae.model.enc_linear.weight)
         assert changed == expect_init, arch
+
+
+@pytest.mark.parametrize("kind,gain_db", [("noise", 5.0), ("holes", 0.5)])
+def test_restoration_training_repairs_damaged_held_out_images(kind, gain_db):
+    from autoencoder_atelier.models.corruption import corrupt
+    from autoencoder_atelier.models.losses import psnr
+    imgs = procedural(32, 48)
+    ae = train(tiny_ae("conv", downscale=4, latent_channels=8, width=16), imgs[:24],
+               TrainSettings(steps=150, batch_size=8, learning_rate=3e-3, corruption=kind, corruption_strength=0.5))
+    clean = imgs[24:].movedim(-1, 1)
+    damaged = corrupt(clean, kind, 0.5, torch.Generator().manual_seed(123))
+    with torch.no_grad():
+        restored = ae.model.decode(ae.model.encode(damaged))
+    assert psnr(restored, clean) > psnr(damaged, clean) + gain_db
+    assert ae.state.summary["corruption"] == kind
+
+
+@pytest.mark.parametrize("kind", ["noise", "holes", "blocks", "blur"])
+def test_corruptions_damage_but_keep_shape_and_range(kind):
+    from autoencoder_atelier.models.corruption import corrupt
+    x = procedural(4, 32).movedim(-1, 1)
+    y = corrupt(x, kind, 0.7, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1 and not torch.equal(y, x)
+    assert torch.equal(corrupt(x, kind, 0.0, torch.Generator()), x)
+    with pytest.raises(TrainingError, match="corruption must be one of"):
+        Trainer(tiny_ae("conv"), procedural(2, 32), TrainSettings(steps=1, corruption="smudge"))
