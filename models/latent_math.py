@@ -147,11 +147,23 @@ def collage(a, b, mask):
     return torch.lerp(b, a, mask)   # exact at 0 and 1
 
 
+def smooth_noise(shape, generator, cells=4):
+    """Unit-variance Gaussian noise [B,C,h,w] that varies smoothly over about ``cells`` latent cells, the way
+    real latents do (independent cells decode to confetti)."""
+    b, c, h, w = shape
+    coarse = torch.randn((b, c, max(1, -(-h // cells)) + 1, max(1, -(-w // cells)) + 1), generator=generator,
+                         dtype=torch.float64)
+    up = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    return (up - up.mean(dim=(-2, -1), keepdim=True)) / up.std(dim=(-2, -1), keepdim=True).clamp_min(1e-8) \
+        if h * w > 1 else torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
 def sample_latents(stats, shape, generator, temperature=1.0, variational=False):
-    """New latents [B,C,h,w]: N(0, T^2) for a VAE's prior, else N(mean, T^2 cov) from training statistics."""
-    noise = torch.randn(shape, generator=generator, dtype=torch.float64)
+    """New latents [B,C,h,w]: N(0, T^2) for a VAE's prior, else N(mean, T^2 cov) from training statistics,
+    with spatially smooth noise for plain models so neighbouring cells agree."""
     if variational:
-        return (temperature * noise).float()
+        return (temperature * torch.randn(shape, generator=generator, dtype=torch.float64)).float()
+    noise = smooth_noise(shape, generator)
     mean, cov = stats["mean"].double(), stats["cov"].double()
     c = mean.shape[0]
     chol = torch.linalg.cholesky(cov + 1e-6 * torch.eye(c, dtype=torch.float64) * max(1e-12, float(cov.diagonal().mean())))

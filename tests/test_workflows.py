@@ -20,7 +20,7 @@ def names():
 
 def test_the_three_promised_workflows_exist():
     assert {"atelier_train_on_a_folder.json", "atelier_load_encode_mix_decode.json",
-            "atelier_mnist_dense.json"} <= set(names())
+            "atelier_mnist_dense.json", "atelier_explore_latents.json"} <= set(names())
 
 
 def test_workflow_files_match_their_generator():
@@ -73,6 +73,14 @@ def test_train_then_mix_then_mnist_headless(tmp_dirs):
                       ["Image A.image=a.png", "Image B.image=b.png"])
     (mix,) = output_files(ui)
     assert Image.open(mix).size == (40, 40)
+
+    ui = run_workflow("atelier_explore_latents.json",
+                      [f"folder={json.dumps(str(art))}", "size=48", "Image A (content).image=a.png",
+                       "Image B (style).image=b.png", "width=48", "height=48", "4.max_directions=4"])
+    files = {os.path.basename(f).rsplit("_", 2)[0]: f for f in output_files(ui)}
+    assert set(files) == {"direction_chart", "direction_edit", "samples", "style_mix", "latent_view"}
+    assert Image.open(files["style_mix"]).size == (40, 40)
+    assert Image.open(files["direction_edit"]).size == (8 * 48 + 9 * 2, 48 + 4)
 
     digits = tmp_dirs.input / "digits"
     procedural.write_digits(str(digits), count=64)

@@ -119,6 +119,13 @@ Make a digit folder first, from a terminal in this pack's folder:
 (or --from-npz path/to/mnist.npz for real MNIST digits). flip is off: mirrored digits are not digits."""
 
 
+EXPLORE_NOTE = """Explore what your model learned (train one with 'train on a folder' first).
+
+Top: the main directions in which your works differ; the chart shows how much each explains. Latent Edit pushes every work along direction 0 (try other index/strength values).
+Middle: Sample Latent invents new latents from the statistics of your works.
+Bottom: Style Mix gives image A the colour and texture statistics of image B; Visualize Latent shows what the model sees."""
+
+
 WORKFLOWS = {
     "atelier_train_on_a_folder": build([
         NOTE(100, (20, 20), TRAIN_NOTE, box=(440, 260)),
@@ -176,6 +183,43 @@ WORKFLOWS = {
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
         (3, "loss_curve", 5, "images"), (3, "reconstructions", 6, "images"),
+    ]),
+    "atelier_explore_latents": build([
+        NOTE(100, (20, 20), EXPLORE_NOTE, box=(440, 220)),
+        N(1, "AtelierLoadAutoencoder", (20, 280), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
+        N(2, "AtelierLoadImageFolder", (20, 420), "My works", folder="my_artworks", size=128, mode="center-crop",
+          count=8),
+        N(3, "AtelierEncode", (400, 280), "Encode works", box=(240, 80)),
+        N(4, "AtelierLatentDirections", (680, 20), max_directions=8, box=(280, 80)),
+        N(5, "SaveImage", (1000, 20), "Direction chart", filename_prefix="atelier/direction_chart", box=(320, 200)),
+        N(6, "AtelierLatentEdit", (680, 160), index=0, strength=2.0, box=(280, 170)),
+        N(7, "AtelierDecode", (1000, 260), "Decode edits", box=(240, 60)),
+        N(8, "AtelierImageGrid", (1000, 340), "Edit grid", columns=8, padding=2, box=(240, 90)),
+        N(9, "SaveImage", (1300, 260), "Edited works", filename_prefix="atelier/direction_edit", box=(420, 200)),
+        N(10, "AtelierSampleLatent", (400, 480), batch_size=8, width=128, height=128, seed=0, temperature=1.0,
+          box=(280, 190)),
+        N(11, "AtelierDecode", (700, 480), "Decode samples", box=(240, 60)),
+        N(12, "AtelierImageGrid", (700, 560), "Sample grid", columns=8, padding=2, box=(240, 90)),
+        N(13, "SaveImage", (1000, 480), "Samples", filename_prefix="atelier/samples", box=(420, 200)),
+        N(14, "LoadImage", (20, 700), "Image A (content)", image="example.png", box=(300, 300)),
+        N(15, "LoadImage", (340, 700), "Image B (style)", image="example.png", box=(300, 300)),
+        N(16, "AtelierEncode", (680, 720), "Encode A", box=(240, 80)),
+        N(17, "AtelierEncode", (680, 840), "Encode B", box=(240, 80)),
+        N(18, "AtelierLatentStyleMix", (960, 720), strength=1.0, box=(280, 110)),
+        N(19, "AtelierDecode", (1280, 720), "Decode style mix", box=(240, 60)),
+        N(20, "SaveImage", (1280, 800), "Style mix", filename_prefix="atelier/style_mix", box=(320, 280)),
+        N(21, "AtelierVisualizeLatent", (960, 880), mode="pca-rgb", scale=8, box=(280, 110)),
+        N(22, "SaveImage", (1620, 720), "Latent view", filename_prefix="atelier/latent_view", box=(320, 280)),
+    ], [
+        (1, "autoencoder", 3, "autoencoder"), (2, "images", 3, "images"), (3, "latent", 4, "latents"),
+        (4, "variance_chart", 5, "images"), (3, "latent", 6, "latent"), (4, "directions", 6, "directions"),
+        (1, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
+        (8, "grid", 9, "images"), (1, "autoencoder", 10, "autoencoder"), (1, "autoencoder", 11, "autoencoder"),
+        (10, "latent", 11, "latent"), (11, "images", 12, "images"), (12, "grid", 13, "images"),
+        (1, "autoencoder", 16, "autoencoder"), (14, "image", 16, "images"), (1, "autoencoder", 17, "autoencoder"),
+        (15, "image", 17, "images"), (16, "latent", 18, "content"), (17, "latent", 18, "style"),
+        (1, "autoencoder", 19, "autoencoder"), (18, "latent", 19, "latent"), (19, "images", 20, "images"),
+        (16, "latent", 21, "latent"), (21, "image", 22, "images"),
     ]),
 }
 

@@ -174,6 +174,12 @@ def test_train_on_a_folder_then_mix_then_mnist(server):
     from PIL import Image
     assert Image.open(mix).size == (96, 96)   # padded to 96 for downscale 8 and cropped back
 
+    out = run_ok(server, api_prompt(server, "atelier_explore_latents",
+                                    ["Image A (content).image=mix_0.png", "Image B (style).image=mix_1.png",
+                                     "width=64", "height=64"]))
+    names = sorted(os.path.basename(f).rsplit("_", 2)[0] for f in written(server, out))
+    assert names == ["direction_chart", "direction_edit", "latent_view", "samples", "style_mix"]
+
     out = run_ok(server, api_prompt(server, "atelier_mnist_dense", ["steps=30", "count=300", "batch_size=64"]))
     assert len(written(server, out)) == 2
     assert os.path.exists(os.path.join(server.dirs["models"], "atelier", "mnist_dense_00001.safetensors"))
