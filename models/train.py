@@ -204,15 +204,13 @@ class Trainer:
             good = self._snapshot(0)
             for i in range(total):
                 loss = self.step(i)
-                if loss is None:
+                checkpoint = (i + 1) % SNAPSHOT_EVERY == 0 or i + 1 == total
+                # A finite loss does not prove the update it made was finite: check the weights too.
+                if loss is None or (checkpoint and not self._weights_finite()):
                     self._recover(good, i)
                     break
                 self.history.append(loss)
-                if (i + 1) % SNAPSHOT_EVERY == 0 or i + 1 == total:
-                    # A finite loss does not prove the update just made was finite: check the weights.
-                    if not self._weights_finite():
-                        self._recover(good, i + 1)
-                        break
+                if checkpoint:
                     good = self._snapshot(i + 1)
                 if on_step is not None:
                     on_step(i + 1, total, loss)
@@ -233,8 +231,9 @@ class Trainer:
         self.ae.state.optimizer = None   # moments that led to a blow-up are not worth keeping
         self.ae.state.step = self.start_step + i
         del self.history[len(self.history) - (failed_at - i):]
-        msg = (f"training blew up (NaN/infinite values) at step {self.start_step + failed_at + 1}; kept the weights from "
-               f"step {self.start_step + i}. Lower the learning rate (now {self.settings.learning_rate:g}).")
+        msg = (f"training blew up (NaN/infinite values) at step {self.start_step + failed_at + 1}; kept the "
+               f"weights from step {self.start_step + i}. Lower the learning rate "
+               f"(now {self.settings.learning_rate:g}).")
         log.warning(msg)
         self.ae.state.summary["stopped_early"] = msg
 

@@ -213,7 +213,8 @@ def test_blow_up_on_the_last_step_is_caught(images, monkeypatch):
 
     monkeypatch.setattr(Trainer, "step", last_step_breaks_weights)
     out = train(tiny_ae("conv"), images, TrainSettings(steps=3, **FAST))
-    assert "stopped_early" in out.state.summary and out.state.step == 0
+    assert "at step 3;" in out.state.summary["stopped_early"] and out.state.step == 0
+    assert out.state.loss_history == []
     with torch.no_grad():
         assert torch.isfinite(out.model.decode(out.model.encode(images.movedim(-1, 1)))).all()
 
