@@ -18,6 +18,7 @@ from _pack import SHARED
 from autoencoder_atelier.models.autoencoder import Autoencoder  # noqa: E402
 from autoencoder_atelier.models.config import default_config  # noqa: E402
 from autoencoder_atelier.models.imagefolder import load_folder  # noqa: E402
+from autoencoder_atelier.models.pca import principal_components  # noqa: E402
 from autoencoder_atelier.models.train import TrainSettings, Trainer  # noqa: E402
 
 
@@ -27,15 +28,9 @@ def psnr_pair(per_image_mse):
     return float(10 * torch.log10(1 / e.mean())), float((10 * torch.log10(1 / e)).mean())
 
 
-def pca_fit(rows, k):
-    mean = rows.mean(0)
-    _, _, vt = torch.linalg.svd(rows - mean, full_matrices=False)
-    return mean, vt[:k]
-
-
 def pca_mse(train_rows, eval_rows, k, n_images=1):
     """Per-image MSE of PCA-k reconstructions (rows of eval_rows grouped into n_images equal parts)."""
-    mean, basis = pca_fit(train_rows.double(), k)
+    mean, basis, _ = principal_components(train_rows, k)
     rec = ((eval_rows.double() - mean) @ basis.T @ basis + mean).clamp(0, 1)
     return ((rec - eval_rows.double()) ** 2).reshape(n_images, -1).mean(1)
 

@@ -2,6 +2,8 @@
 import torch
 import torch.nn.functional as F
 
+from .pca import principal_components
+
 MIX_MODES = ("lerp", "slerp", "add", "subtract", "difference-add")
 
 
@@ -177,12 +179,10 @@ def latent_directions(z, max_directions=16):
     n = z.shape[0]
     if n < 2:
         raise ValueError("finding directions needs at least 2 latents; encode a batch of several works")
-    flat = z.reshape(n, -1).double()
-    mean = flat.mean(0)
-    _, s, vt = torch.linalg.svd(flat - mean, full_matrices=False)
-    k = min(max_directions, n - 1, vt.shape[0])
+    mean, components, s = principal_components(z.reshape(n, -1), min(max_directions, n - 1))
+    k = len(components)
     variance = s[:k] ** 2 / (n - 1)
-    return {"mean": mean.reshape(z.shape[1:]).float(), "directions": vt[:k].reshape(k, *z.shape[1:]).float(),
+    return {"mean": mean.reshape(z.shape[1:]).float(), "directions": components.reshape(k, *z.shape[1:]).float(),
             "variance": variance.float(), "total_variance": float((s ** 2).sum() / (n - 1))}
 
 
@@ -206,10 +206,9 @@ def edit_along(z, directions, moves):
 def latent_rgb(z):
     """[B,C,h,w] -> [B,h,w,3] in 0..1: the first three principal components of the channel values as RGB."""
     b, c, h, w = z.shape
-    v = z.movedim(1, -1).reshape(-1, c).double()
-    v = v - v.mean(0)
-    _, _, vt = torch.linalg.svd(v, full_matrices=False)
-    proj = v @ vt[:3].T
+    v = z.movedim(1, -1).reshape(-1, c)
+    mean, components, _ = principal_components(v, 3)
+    proj = (v.double() - mean) @ components.T
     if proj.shape[1] < 3:
         proj = torch.cat([proj, proj.new_zeros(proj.shape[0], 3 - proj.shape[1])], 1)
     lo, hi = proj.quantile(0.01, dim=0), proj.quantile(0.99, dim=0)

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import conv_channels
+from .pca import principal_components
 
 
 class AutoencoderNet(nn.Module):
@@ -146,11 +147,9 @@ class ConvAutoencoder(AutoencoderNet):
         rows = u.movedim(1, -1).reshape(-1, u.shape[1])
         if rows.shape[0] > max_rows:
             rows = rows[torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))[:max_rows]]
-        mean = rows.mean(0)
-        _, _, vt = torch.linalg.svd((rows - mean).double(), full_matrices=False)
-        k = min(self.latent_channels, vt.shape[0])
+        mean, components, _ = principal_components(rows, self.latent_channels)
         basis = torch.zeros(self.latent_channels, rows.shape[1], dtype=torch.float64)
-        basis[:k] = vt[:k]
+        basis[:len(components)] = components   # more latent channels than block values: the rest stay zero
         basis, mean = basis.float(), mean.float()
         self.enc_linear.weight.copy_(basis[:, :, None, None])
         self.enc_linear.bias.copy_(-(basis @ mean))
