@@ -4,7 +4,6 @@ They read and write the same way (input folder, ``<prefix>_NNNNN_.png`` in the o
 so a workflow behaves alike in ComfyUI and on the command line.
 """
 import os
-import re
 import tempfile
 
 import numpy as np
@@ -13,6 +12,7 @@ from PIL import Image
 
 from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, open_image
 from ..nodes import bridge
+from ..nodes.save_paths import numbered_files
 
 
 class LoadImage:
@@ -39,21 +39,14 @@ class LoadImage:
 
 
 def save_images(images, folder, prefix, kind):
-    """Write a batch as numbered PNGs the way ComfyUI's SaveImage names them."""
-    parts = [p for p in re.split(r"[\\/]", prefix) if p]
-    if not parts or os.path.isabs(prefix) or ".." in parts:
-        raise ValueError(f"Save Image: filename_prefix {prefix!r} must be a relative name without '..'")
-    target = os.path.join(folder, *parts[:-1])
-    os.makedirs(target, exist_ok=True)
-    stem = parts[-1]
-    pattern = re.compile(re.escape(stem) + r"_(\d{5})_\.png$")
-    counter = max([int(m.group(1)) for n in os.listdir(target) if (m := pattern.match(n))], default=0) + 1
+    """Write a batch as numbered PNGs the way ComfyUI's SaveImage names them (``<prefix>_NNNNN_.png``)."""
+    directory, stem, subfolder, counter = numbered_files(prefix, folder, "_.png", "Save Image")
     results = []
     for i, img in enumerate(images):
         name = f"{stem}_{counter + i:05}_.png"
-        Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)).save(os.path.join(target, name))
-        results.append({"filename": name, "subfolder": "/".join(parts[:-1]), "type": kind,
-                        "path": os.path.join(target, name)})
+        path = os.path.join(directory, name)
+        Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)).save(path)
+        results.append({"filename": name, "subfolder": subfolder, "type": kind, "path": path})
     return results
 
 

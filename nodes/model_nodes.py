@@ -6,6 +6,7 @@ from ..models import storage
 from ..models.autoencoder import Autoencoder
 from ..models.config import DOWNSCALES, ConfigError, default_config
 from . import bridge
+from .save_paths import numbered_files
 from .schema import AUTOENCODER, CATEGORY, COMBO, INT, LINK, SEED, STRING
 
 
@@ -100,22 +101,10 @@ class AtelierLoadAutoencoder:
         return {"ui": {"text": [card]}, "result": (ae, card)}
 
 
-_PREFIX_BAD = re.compile(r'[<>:"|?*\x00-\x1f]')
-
-
 def model_save_path(prefix, folder):
     """``folder/<prefix>_NNNNN.safetensors`` with the next free counter; prefix may hold subfolders."""
-    parts = re.split(r"[\\/]", prefix or "")
-    if not prefix or os.path.isabs(prefix) or prefix.startswith(("/", "\\")) or ".." in parts \
-            or any(p in ("", ".") for p in parts) or _PREFIX_BAD.search(prefix) or len(prefix) > 200:
-        raise ValueError(f"Atelier Save Autoencoder: filename_prefix {prefix!r} is not allowed; use a plain name "
-                         "like 'my_style' or 'portraits/my_style' (no '..', no absolute paths, no <>:\"|?*)")
-    base = os.path.join(folder, *parts)
-    stem = os.path.basename(base)
-    os.makedirs(os.path.dirname(base), exist_ok=True)
-    pattern = re.compile(re.escape(stem) + r"_(\d{5,})\.safetensors$")
-    used = [int(m.group(1)) for n in os.listdir(os.path.dirname(base)) if (m := pattern.match(n))]
-    return f"{base}_{max(used, default=0) + 1:05d}.safetensors"
+    directory, stem, _, n = numbered_files(prefix, folder, ".safetensors", "Atelier Save Autoencoder")
+    return os.path.join(directory, f"{stem}_{n:05d}.safetensors")
 
 
 class AtelierSaveAutoencoder:

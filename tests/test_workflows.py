@@ -159,3 +159,11 @@ def test_ui_conversion_skips_the_control_value_the_frontend_adds_to_any_int_name
     spec = {"S": {"required": {"seed": ("INT", {"default": 0}), "steps": ("INT", {"default": 1})}}}
     wf = {"nodes": [{"id": 1, "type": "S", "widgets_values": [42, "fixed", 7]}], "links": []}
     assert workflow.to_api(wf, spec.get)["1"]["inputs"] == {"seed": 42, "steps": 7}
+
+
+@pytest.mark.parametrize("prefix", ["../escape", "/abs/path", "a<b"])
+def test_headless_save_image_refuses_prefixes_that_leave_the_output_folder(tmp_dirs, prefix):
+    import torch
+    with pytest.raises(ValueError, match="Save Image: filename_prefix .* is not allowed"):
+        runner.NODES["SaveImage"]().save_images(torch.zeros(1, 4, 4, 3), prefix)
+    assert list(tmp_dirs.output.iterdir()) == []
