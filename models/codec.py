@@ -36,12 +36,10 @@ def _fit_conv(x, f, fit):
                      "node's fit to pad, crop or resize, or resize the images first (e.g. Upscale Image)")
 
 
-def prepare_images(ae, images, fit="pad"):
-    """IMAGE [B,H,W,C] -> [B,3,H',W'] float32 the model accepts."""
+def to_rgb(images):
+    """IMAGE [B,H,W,C] -> [B,3,H,W] float32 RGB in 0..1 (gray expanded, alpha dropped, NaN/Inf cleaned)."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
         raise CodecError("expected a non-empty IMAGE batch [B,H,W,C]")
-    if fit not in FITS:
-        raise CodecError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
     x = images.to(torch.float32).movedim(-1, 1)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
@@ -49,7 +47,14 @@ def prepare_images(ae, images, fit="pad"):
         x = x[:, :3]
     elif x.shape[1] != 3:
         raise CodecError(f"images have {x.shape[1]} channels; expected RGB")
-    x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+    return torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+
+
+def prepare_images(ae, images, fit="pad"):
+    """IMAGE [B,H,W,C] -> [B,3,H',W'] float32 the model accepts."""
+    if fit not in FITS:
+        raise CodecError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
+    x = to_rgb(images)
     cfg = ae.config
     if cfg["architecture"] == "dense":
         s = cfg["image_size"]
