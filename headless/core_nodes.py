@@ -1,4 +1,5 @@
-"""Minimal stand-ins for ComfyUI's LoadImage, SaveImage and PreviewImage, for headless runs.
+"""Minimal stand-ins for ComfyUI's LoadImage, SaveImage, PreviewImage and SaveAnimatedWEBP, for headless
+runs.
 
 They read and write the same way (input folder, ``<prefix>_NNNNN_.png`` in the output folder)
 so a workflow behaves alike in ComfyUI and on the command line.
@@ -75,4 +76,31 @@ class PreviewImage:
         return {"ui": {"images": save_images(images, folder, "preview", "temp")}}
 
 
-CORE_NODES = {"LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
+class SaveAnimatedWEBP:
+    """Same inputs as ComfyUI's (so widget values line up); writes ``<prefix>_NNNNN_.webp``."""
+    CATEGORY, FUNCTION, OUTPUT_NODE = "image/animation", "save_images", True
+    RETURN_TYPES = ()
+    METHODS = {"default": 4, "fastest": 0, "slowest": 6}
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"}),
+                             "fps": ("FLOAT", {"default": 6.0, "min": 0.01, "max": 1000.0, "step": 0.01}),
+                             "lossless": ("BOOLEAN", {"default": True}),
+                             "quality": ("INT", {"default": 80, "min": 0, "max": 100}),
+                             "method": (list(cls.METHODS),)}}
+
+    def save_images(self, images, fps, filename_prefix, lossless, quality, method):
+        directory, stem, subfolder, counter = numbered_files(filename_prefix, bridge.output_dir(), "_.webp",
+                                                             "Save Animated WEBP")
+        frames = [Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)) for img in images]
+        name = f"{stem}_{counter:05}_.webp"
+        path = os.path.join(directory, name)
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000.0 / fps), lossless=lossless,
+                       quality=quality, method=self.METHODS[method])
+        return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output", "path": path}],
+                       "animated": (len(frames) > 1,)}}
+
+
+CORE_NODES = {"LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage,
+              "SaveAnimatedWEBP": SaveAnimatedWEBP}

@@ -50,7 +50,7 @@ def plan(prompt):
     for node_id, node in prompt.items():
         if node.get("class_type") not in NODES:
             raise WorkflowError(f"{_label(node_id, node)} is not available headless: only the Autoencoder Atelier "
-                                "nodes and ComfyUI's LoadImage, SaveImage and PreviewImage run here. Run this "
+                                f"nodes and ComfyUI's {', '.join(CORE_NODES)} run here. Run this "
                                 "workflow in ComfyUI, or remove that node")
     outputs = [i for i, n in prompt.items() if getattr(NODES[n["class_type"]], "OUTPUT_NODE", False)]
     if not outputs:

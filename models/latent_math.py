@@ -143,6 +143,20 @@ def style_mix(content, style, strength=1.0, mask=None):
     return torch.lerp(content, restyled, weight if torch.is_tensor(weight) else float(weight))
 
 
+SPLITS = ("left-right", "top-bottom", "circle", "diagonal")
+
+
+def split_mask(split, position, h, w):
+    """A [1,h,w] cut with no painted mask: 1 (latent A) left of / above / inside / before ``position``
+    (0..1 of the width, height, half-diagonal or diagonal)."""
+    y, x = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
+    where = {"left-right": x, "top-bottom": y, "diagonal": (x + y) / 2,
+             "circle": ((x - 0.5) ** 2 + (y - 0.5) ** 2).sqrt() / 0.5 ** 0.5}
+    if split not in where:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    return (where[split] < position).float()[None]
+
+
 def collage(a, b, mask):
     """``a`` where the mask is 1, ``b`` where it is 0, blended in between."""
     a, b = match_latent(a, b)

@@ -40,6 +40,20 @@ def make_image(seed, size=128):
     return im.filter(ImageFilter.SMOOTH)
 
 
+def with_holes(image, seed, holes=3):
+    """An RGBA copy with ``holes`` transparent, blacked-out rectangles: a damaged picture whose damage is
+    marked the way ComfyUI's mask editor marks it (Load Image turns transparency into its MASK)."""
+    rng = np.random.default_rng(seed)
+    w, h = image.size
+    out = image.convert("RGBA")
+    draw = ImageDraw.Draw(out)
+    for _ in range(holes):
+        hw, hh = rng.integers(w // 10, w // 4), rng.integers(h // 10, h // 4)
+        x0, y0 = rng.integers(0, w - hw), rng.integers(0, h - hh)
+        draw.rectangle([int(x0), int(y0), int(x0 + hw), int(y0 + hh)], fill=(0, 0, 0, 0))
+    return out
+
+
 def make_images(count, size=128, seed=0):
     """float32 [count,size,size,3] in 0..1 (a ComfyUI IMAGE batch)."""
     return np.stack([np.asarray(make_image(seed * 100_003 + i, size), dtype=np.float32) / 255.0

@@ -4,6 +4,7 @@ from .image_nodes import AtelierImageGrid, AtelierLoadImageFolder
 from .latent_nodes import (AtelierDecode, AtelierEncode, AtelierLatentCollage, AtelierLatentMix, AtelierLatentStyleMix,
                            AtelierLatentWalk, AtelierSampleLatent)
 from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder
+from .restore_node import AtelierRestore
 from .train_node import AtelierTrainAutoencoder
 
 NODE_CLASS_MAPPINGS = {
@@ -23,6 +24,7 @@ NODE_CLASS_MAPPINGS = {
     "AtelierLatentEdit": AtelierLatentEdit,
     "AtelierVisualizeLatent": AtelierVisualizeLatent,
     "AtelierImageGrid": AtelierImageGrid,
+    "AtelierRestore": AtelierRestore,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -42,4 +44,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "AtelierLatentEdit": "Latent Edit (Atelier)",
     "AtelierVisualizeLatent": "Visualize Latent (Atelier)",
     "AtelierImageGrid": "Image Grid (Atelier)",
+    "AtelierRestore": "Restore Damaged Image (Atelier)",
 }

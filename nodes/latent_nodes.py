@@ -3,7 +3,8 @@ import torch
 
 from ..models import codec
 from ..models.config import latent_shape
-from ..models.latent_math import EASINGS, MIX_MODES, collage, fit_mask, mix, sample_latents, style_mix, walk
+from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, collage, fit_mask, mix, sample_latents, split_mask,
+                                  style_mix, walk)
 from . import bridge
 from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
 
@@ -162,28 +163,36 @@ class AtelierLatentStyleMix:
 
 
 class AtelierLatentCollage:
-    DESCRIPTION = ("Cuts and joins two latents through a mask, so part of a picture comes from one work and part "
-                   "from another; the seam is blended by feathering and then healed by the decoder.")
+    DESCRIPTION = ("Cuts and joins two latents, so part of a picture comes from one work and part from another: "
+                   "along a split (left/right, top/bottom, a circle, a diagonal) or through a mask you painted. "
+                   "The seam is blended by feathering and then healed by the decoder.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("Latent A where the mask is white, latent B where it is black.",)
+    OUTPUT_TOOLTIPS = ("Latent A where the mask is white (or on A's side of the split), latent B elsewhere.",)
     FUNCTION = "collage"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "latent_a": LINK("LATENT", "Shown where the mask is white."),
-            "latent_b": LINK("LATENT", "Shown where the mask is black (resized to A's size if needed)."),
-            "mask": LINK("MASK", "The cut: any size, resized to the latent grid."),
+            "latent_a": LINK("LATENT", "Shown where the mask is white: left, top, inside the circle or before the "
+                             "diagonal."),
+            "latent_b": LINK("LATENT", "Shown on the other side (resized to A's size if needed)."),
+            "split": COMBO(list(SPLITS), "Where to cut when no mask is connected."),
+            "position": FLOAT(0.5, 0.0, 1.0, "Where the cut lies: 0..1 of the width (left-right), the height "
+                              "(top-bottom), the circle's radius or along the diagonal."),
             "feather": FLOAT(1.0, 0.0, 16.0, "Softness of the seam, in latent cells (one cell = downscale "
                              "pixels)."),
+        }, "optional": {
+            "mask": LINK("MASK", "A painted cut (e.g. Load Image's mask from the mask editor); replaces split. Any "
+                         "size, resized to the latent grid."),
         }}
 
-    def collage(self, latent_a, latent_b, mask, feather):
+    def collage(self, latent_a, latent_b, split, position, feather, mask=None):
         try:
             a = latent_a["samples"]
-            return with_samples(latent_a, collage(a, latent_b["samples"], fit_mask(mask, a, float(feather))))
+            cut = mask if mask is not None else split_mask(split, float(position), *a.shape[-2:])
+            return with_samples(latent_a, collage(a, latent_b["samples"], fit_mask(cut, a, float(feather))))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Collage: {e}") from None
 
@@ -221,4 +230,4 @@ class AtelierSampleLatent:
             raise ValueError(f"Atelier Sample Latent: {width}x{height} is smaller than the model's downscale")
         g = torch.Generator().manual_seed(int(seed))
         z = sample_latents(stats, shape, g, float(temperature), variational)
-        return ({"samples": z, "atelier_model": autoencoder.model_id},)
+        return (codec.latent_of(autoencoder, z),)

@@ -8,7 +8,7 @@ from ..models.corruption import CORRUPTIONS
 from ..models.losses import LOSSES
 from ..models.plots import image_grid, loss_curve
 from ..models.precision import PRECISIONS
-from ..models.train import Trainer, TrainingError, TrainSettings
+from ..models.train import OUT_OF_MEMORY, Trainer, TrainingError, TrainSettings
 from . import bridge
 from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
 
@@ -49,8 +49,9 @@ class AtelierTrainAutoencoder:
             "autoencoder": LINK(AUTOENCODER, "The autoencoder to train (new or loaded)."),
             "images": LINK("IMAGE", "Training images, e.g. from Load Image Folder."),
             "steps": INT(500, 0, 1_000_000, "Training steps. A few hundred shows results; thousands get sharp."),
-            "batch_size": INT(16, 1, 4096, "Images per step. Larger is smoother but slower per step; may "
-                              "exceed the number of images."),
+            "batch_size": INT(16, 1, 4096, "Images per step, or crops per step when crop_size is set. Larger is "
+                              "smoother but slower per step; may exceed the number of images (few-shot: 1-5 "
+                              "paintings, many crops each)."),
             "learning_rate": FLOAT(0.002, 0.00001, 1.0, "Step size. Lower it if the loss curve jumps or turns "
                                    "to NaN; dense models like ~0.01.", step=0.0001, round=0.00001),
             "seed": SEED("Seed for the order and crops of training images; the same seed repeats a run exactly."),
@@ -69,7 +70,7 @@ class AtelierTrainAutoencoder:
                                step=0.0001, round=0.00001),
             "corruption": COMBO(list(CORRUPTIONS), "Restoration training: damage each training image this way "
                                 "(noise, grey holes, JPEG-like blocks, blur) and teach the model to paint back the "
-                                "clean one. Then Encode + Decode a damaged picture to restore it."),
+                                "clean one. Then repair damaged pictures with Restore Damaged Image."),
             "corruption_strength": FLOAT(0.5, 0.0, 1.0, "How bad the training damage is (0..1)."),
             "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic where the processor or GPU runs it "
                                "natively (about twice as fast, same quality), else float32. fp32 forces full "
@@ -83,10 +84,17 @@ class AtelierTrainAutoencoder:
                                  seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
                                  kl_weight=float(kl_weight), precision=precision, corruption=corruption,
                                  corruption_strength=float(corruption_strength))
+        trainer = None
         try:
             trainer = Trainer(autoencoder, images, settings, device=bridge.torch_device())
         except TrainingError as e:
             raise ValueError(f"Atelier Train Autoencoder: {e}") from None
+        except OUT_OF_MEMORY:
+            pass  # answered below, once this exception and the tensors its traceback holds are gone
+        if trainer is None:
+            bridge.free_memory()
+            raise ValueError("Atelier Train Autoencoder: ran out of GPU memory putting the training images on the "
+                             "GPU; load fewer or smaller images (Load Image Folder's count and size)")
         pbar = bridge.progress_bar(max(1, settings.steps))
         log_every = max(1, settings.steps // 20)
         last_preview = [time.monotonic()]
@@ -103,6 +111,29 @@ class AtelierTrainAutoencoder:
                 bridge.log.info("train step %d/%d loss %.5f", trainer.start_step + done,
                                 trainer.start_step + total, value)
 
-        ae = trainer.run(on_step)
-        grid = reconstruction_grid(trainer)
-        return (ae, loss_curve(ae.state.loss_history), grid)
+        try:
+            ae = trainer.run(on_step)
+            grid = reconstruction_grid(trainer)
+            return (ae, loss_curve(ae.state.loss_history), grid)
+        except OUT_OF_MEMORY:
+            pass
+        message = out_of_memory_message(trainer)
+        trainer = None  # the error ComfyUI keeps must not keep the GPU tensors alive
+        bridge.free_memory()
+        raise ValueError(message)
+
+
+def out_of_memory_message(trainer):
+    """Free memory, measure which batch size fits, and say so. The input model was never touched."""
+    bridge.free_memory()
+    asked, crop = trainer.settings.batch_size, "x".join(map(str, trainer.crop))
+    fits = trainer.batch_size_that_fits(bridge.free_memory)
+    if fits == asked:
+        what = ("a training step fits, but the rest (latent statistics, previews) did not; load fewer or smaller "
+                "images")
+    elif fits:
+        what = f"batch_size {fits} fits (measured), or lower crop_size"
+    else:
+        what = "not even batch_size 1 fits; lower crop_size or make a smaller model (width, blocks)"
+    return (f"Atelier Train Autoencoder: ran out of GPU memory training with batch_size {asked} on {crop} crops: "
+            f"{what}. GPU memory was freed and the input model is unchanged.")

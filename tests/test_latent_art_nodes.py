@@ -37,9 +37,10 @@ def test_style_mix_strength_zero_and_an_empty_mask_leave_the_content_alone():
 
 def test_collage_selects_a_where_the_mask_is_white_and_b_where_black():
     a, b = latents(2, 4, 8, 8), latents(2, 4, 8, 8, seed=3)
-    (out,) = node("AtelierLatentCollage").collage({"samples": a}, {"samples": b}, torch.ones(64, 64), 2.0)
+    cut = node("AtelierLatentCollage").collage
+    (out,) = cut({"samples": a}, {"samples": b}, "left-right", 0.5, 2.0, mask=torch.ones(64, 64))
     assert torch.equal(out["samples"], a)
-    (out,) = node("AtelierLatentCollage").collage({"samples": a}, {"samples": b}, torch.zeros(1, 30, 30), 2.0)
+    (out,) = cut({"samples": a}, {"samples": b}, "left-right", 0.5, 2.0, mask=torch.zeros(1, 30, 30))
     assert torch.equal(out["samples"], b)
     left = torch.zeros(64, 64)
     left[:, :32] = 1
@@ -49,10 +50,25 @@ def test_collage_selects_a_where_the_mask_is_white_and_b_where_black():
     assert soft[0] > 0.99 and soft[-1] < 0.01 and 0 < soft[4] < 1 and torch.all(soft[1:] <= soft[:-1])
 
 
+@pytest.mark.parametrize("split, a_cells", [("left-right", (slice(None), slice(0, 3))),
+                                            ("top-bottom", (slice(0, 3), slice(None))),
+                                            ("circle", (slice(3, 5), slice(3, 5)))])
+def test_collage_without_a_mask_cuts_along_the_split(split, a_cells):
+    a, b = latents(1, 4, 8, 8), latents(1, 4, 8, 8, seed=4)
+    (out,) = node("AtelierLatentCollage").collage({"samples": a}, {"samples": b}, split, 0.4, 0.0)
+    z = out["samples"]
+    assert torch.equal(z[..., a_cells[0], a_cells[1]], a[..., a_cells[0], a_cells[1]])
+    assert torch.equal(z[..., 7, 7], b[..., 7, 7])               # the far corner is B's for every split
+    (whole,) = node("AtelierLatentCollage").collage({"samples": a}, {"samples": b}, split, 1.0, 0.0)
+    (none,) = node("AtelierLatentCollage").collage({"samples": a}, {"samples": b}, split, 0.0, 3.0)
+    assert torch.equal(none["samples"], b)
+    assert torch.equal(whole["samples"], a)   # position 1 gives every cell to A, a circle's corners too
+
+
 def test_bad_masks_are_refused_clearly():
     with pytest.raises(ValueError, match="Latent Collage: a mask must be"):
         node("AtelierLatentCollage").collage({"samples": latents(1, 4, 8, 8)}, {"samples": latents(1, 4, 8, 8)},
-                                             torch.ones(1, 1, 8, 8), 1.0)
+                                             "left-right", 0.5, 1.0, mask=torch.ones(1, 1, 8, 8))
 
 
 def test_samples_from_a_trained_plain_model_match_its_stored_statistics():

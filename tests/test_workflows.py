@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -18,9 +19,10 @@ def names():
     return sorted(f for f in os.listdir(WORKFLOWS) if f.endswith(".json"))
 
 
-def test_the_three_promised_workflows_exist():
+def test_the_promised_workflows_exist():
     assert {"atelier_train_on_a_folder.json", "atelier_load_encode_mix_decode.json",
-            "atelier_mnist_dense.json", "atelier_explore_latents.json"} <= set(names())
+            "atelier_mnist_dense.json", "atelier_explore_latents.json", "atelier_walk_animation.json",
+            "atelier_collage.json", "atelier_restore_damaged.json", "atelier_few_shot.json"} <= set(names())
 
 
 def test_workflow_files_match_their_generator():
@@ -88,6 +90,45 @@ def test_train_then_mix_then_mnist_headless(tmp_dirs):
     assert len(output_files(ui)) == 2
     dense = storage.load_autoencoder(tmp_dirs.models / "atelier" / "mnist_dense_00001.safetensors")
     assert dense.config["architecture"] == "dense" and dense.config["channels"] == 1
+
+
+def test_restore_then_collage_walk_animation_and_few_shot_headless(tmp_dirs):
+    art = tmp_dirs.input / "art"
+    procedural.write_folder(str(art), count=6, size=48)
+    held_out = procedural.make_image(999, 48)
+    held_out.save(tmp_dirs.input / "clean.png")
+    procedural.with_holes(held_out, 1).save(tmp_dirs.input / "damaged.png")
+    ui = run_workflow("atelier_restore_damaged.json", [f"folder={json.dumps(str(art))}", "size=48", "steps=10",
+                                                        "crop_size=32", "Damaged artwork.image=damaged.png"])
+    restored = [f for f in output_files(ui) if "restored" in f]
+    assert len(restored) == 1
+    damaged = Image.open(tmp_dirs.input / "damaged.png")
+    kept = np.asarray(damaged)[..., 3] == 255
+    assert 0 < (~kept).sum() and np.array_equal(np.asarray(Image.open(restored[0]))[kept],
+                                                np.asarray(damaged.convert("RGB"))[kept])
+    model = "atelier/restorer_00001.safetensors"
+    assert storage.load_autoencoder(tmp_dirs.models / model).state.summary["corruption"] == "holes"
+
+    procedural.make_image(3, 48).save(tmp_dirs.input / "b.png")
+    ui = run_workflow("atelier_collage.json", [f"ae_name={model}", "Image A.image=clean.png",
+                                               "Image B.image=b.png", "split=circle"])
+    (collage,) = output_files(ui)
+    assert Image.open(collage).size == (48, 48)
+
+    ui = run_workflow("atelier_walk_animation.json", [f"ae_name={model}", f"folder={json.dumps(str(art))}",
+                                                      "size=48", "frames=9"])
+    (webp,) = output_files(ui)
+    anim = Image.open(webp)
+    assert webp.endswith(".webp") and anim.n_frames == 9 and anim.size == (48, 48)
+
+    paintings = tmp_dirs.input / "paintings"
+    procedural.write_folder(str(paintings), count=2, size=160)
+    ui = run_workflow("atelier_few_shot.json", [f"folder={json.dumps(str(paintings))}", "size=160", "steps=8",
+                                                "crop_size=32"])
+    grid = [f for f in output_files(ui) if "few_shot_paintings" in f]
+    assert Image.open(grid[0]).size == (2 * 160 + 3 * 4, 160 + 8)   # whole paintings, not crops
+    few = storage.load_autoencoder(tmp_dirs.models / "atelier" / "few_shot_00001.safetensors")
+    assert few.state.summary["data_size"] == 2 and few.state.step == 8
 
 
 def test_other_core_nodes_are_refused_by_name():

@@ -126,6 +126,31 @@ Middle: Sample Latent invents new latents from the statistics of your works.
 Bottom: Style Mix gives image A the colour and texture statistics of image B; Visualize Latent shows what the model sees."""
 
 
+WALK_NOTE = """A looping animation that travels through your works (train one with 'train on a folder' first).
+
+1. Pick your model in Load Autoencoder and your folder in Keyframes; the first 'count' images become keyframes, in file-name order.
+2. frames sets the length (48 frames at 12 fps = 4 s); slerp keeps colours strong between keyframes, ease-in-out lingers on each work.
+3. The WEBP plays in the browser; for a strip instead, send Decode into Image Grid."""
+
+COLLAGE_NOTE = """Half a painting from one work, half from another.
+
+1. Pick your model and load two images (B is resized to A's latent size).
+2. split: left-right, top-bottom, circle or diagonal; position moves the cut; feather softens the seam.
+3. For any shape: paint a mask on image A (right-click > Open in MaskEditor) and connect Image A's MASK to the collage's mask."""
+
+RESTORE_NOTE = """Teach a model to repair damage, then repair a damaged artwork.
+
+1. Training images: your works (the model learns what they look like). corruption=holes teaches it to fill missing areas; use noise, blocks or blur for grain, JPEG damage or softness.
+2. Damaged artwork: load the picture and paint the damaged areas in the mask editor (right-click > Open in MaskEditor); transparent areas count as damage too.
+3. Queue. Only the masked pixels are re-made; everything else is kept exactly. Without a mask the whole picture is cleaned."""
+
+FEW_SHOT_NOTE = """Learn a style from one to five large paintings.
+
+1. Put 1-5 paintings in a folder (e.g. ComfyUI/input/my_paintings) and type its name into Load Image Folder; size is the side they are loaded at.
+2. Training sees random crop_size crops, batch_size crops per step, so even one painting gives thousands of different examples.
+3. The result: the whole paintings re-made by the model, and a model you can use in the other workflows."""
+
+
 WORKFLOWS = {
     "atelier_train_on_a_folder": build([
         NOTE(100, (20, 20), TRAIN_NOTE, box=(440, 260)),
@@ -220,6 +245,76 @@ WORKFLOWS = {
         (15, "image", 17, "images"), (16, "latent", 18, "content"), (17, "latent", 18, "style"),
         (1, "autoencoder", 19, "autoencoder"), (18, "latent", 19, "latent"), (19, "images", 20, "images"),
         (16, "latent", 21, "latent"), (21, "image", 22, "images"),
+    ]),
+    "atelier_walk_animation": build([
+        NOTE(100, (20, 20), WALK_NOTE, box=(440, 220)),
+        N(1, "AtelierLoadAutoencoder", (20, 280), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
+        N(2, "AtelierLoadImageFolder", (20, 420), "Keyframes", folder="my_artworks", size=128, mode="center-crop",
+          count=4),
+        N(3, "AtelierEncode", (400, 280), "Encode keyframes", box=(240, 80)),
+        N(4, "AtelierLatentWalk", (680, 280), frames=48, method="slerp", easing="ease-in-out", loop=True,
+          box=(280, 150)),
+        N(5, "AtelierDecode", (1000, 280), "Decode frames", box=(240, 60)),
+        N(6, "SaveAnimatedWEBP", (1280, 20), "Walk animation", filename_prefix="atelier/walk", fps=12.0,
+          lossless=False, quality=90, method="default", box=(400, 440)),
+    ], [
+        (1, "autoencoder", 3, "autoencoder"), (2, "images", 3, "images"), (3, "latent", 4, "keyframes"),
+        (1, "autoencoder", 5, "autoencoder"), (4, "frames", 5, "latent"), (5, "images", 6, "images"),
+    ]),
+    "atelier_collage": build([
+        NOTE(100, (20, 20), COLLAGE_NOTE, box=(440, 200)),
+        N(1, "AtelierLoadAutoencoder", (20, 260), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
+        N(2, "LoadImage", (20, 400), "Image A", image="example.png", box=(320, 320)),
+        N(3, "LoadImage", (360, 400), "Image B", image="example.png", box=(320, 320)),
+        N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
+        N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
+        N(6, "AtelierLatentCollage", (1000, 260), split="left-right", position=0.5, feather=2.0, box=(300, 170)),
+        N(7, "AtelierDecode", (1340, 260), box=(240, 60)),
+        N(8, "SaveImage", (1340, 360), "Collage", filename_prefix="atelier/collage", box=(360, 360)),
+    ], [
+        (1, "autoencoder", 4, "autoencoder"), (1, "autoencoder", 5, "autoencoder"), (2, "image", 4, "images"),
+        (3, "image", 5, "images"), (4, "latent", 6, "latent_a"), (5, "latent", 6, "latent_b"),
+        (1, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
+    ]),
+    "atelier_restore_damaged": build([
+        NOTE(100, (20, 20), RESTORE_NOTE, box=(440, 260)),
+        N(1, "AtelierLoadImageFolder", (20, 320), "Training images", folder="my_artworks", size=128,
+          mode="center-crop", count=0),
+        N(2, "AtelierNewAutoencoder", (20, 540), architecture="conv", latent_channels=8, downscale="4", width=32,
+          image_size=64, seed=0, box=(320, 240)),
+        N(3, "AtelierTrainAutoencoder", (400, 320), steps=800, batch_size=16, learning_rate=0.002, seed=0,
+          loss="mse", crop_size=64, flip=True, corruption="holes", corruption_strength=0.5, box=(340, 340)),
+        N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/restorer", box=(320, 90)),
+        N(5, "PreviewImage", (800, 160), "Training reconstructions",
+          box=(320, 260)),
+        N(6, "LoadImage", (400, 700), "Damaged artwork", image="example.png", box=(320, 340)),
+        N(7, "AtelierRestore", (800, 700), passes=2, box=(280, 100)),
+        N(8, "SaveImage", (1120, 460), "Restored", filename_prefix="atelier/restored", box=(400, 420)),
+    ], [
+        (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
+        (3, "reconstructions", 5, "images"), (3, "autoencoder", 7, "autoencoder"), (6, "image", 7, "images"),
+        (6, "mask", 7, "mask"), (7, "restored", 8, "images"),
+    ]),
+    "atelier_few_shot": build([
+        NOTE(100, (20, 20), FEW_SHOT_NOTE, box=(440, 220)),
+        N(1, "AtelierLoadImageFolder", (20, 280), "1-5 paintings", folder="my_paintings", size=512,
+          mode="center-crop", count=5),
+        N(2, "AtelierNewAutoencoder", (20, 500), architecture="conv", latent_channels=8, downscale="4", width=32,
+          image_size=64, seed=0, box=(320, 240)),
+        N(3, "AtelierTrainAutoencoder", (400, 280), "Train on random crops", steps=1500, batch_size=16,
+          learning_rate=0.002, seed=0, loss="mse", crop_size=64, flip=True, box=(340, 300)),
+        N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/few_shot", box=(320, 90)),
+        N(5, "SaveImage", (800, 160), "Loss curve", filename_prefix="atelier/few_shot_loss", box=(320, 260)),
+        N(6, "AtelierEncode", (800, 460), "Encode whole paintings", box=(240, 80)),
+        N(7, "AtelierDecode", (1080, 460), box=(240, 60)),
+        N(8, "AtelierImageGrid", (1080, 560), columns=5, padding=4, box=(240, 90)),
+        N(9, "SaveImage", (1360, 160), "Whole paintings, re-made", filename_prefix="atelier/few_shot_paintings",
+          box=(480, 360)),
+    ], [
+        (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
+        (3, "loss_curve", 5, "images"), (3, "autoencoder", 6, "autoencoder"), (1, "images", 6, "images"),
+        (3, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
+        (8, "grid", 9, "images"),
     ]),
 }
 

@@ -1,0 +1,47 @@
+"""Restoring damaged pictures with an autoencoder trained on damaged inputs (corruption != none).
+
+Without a mask the whole picture is re-made (noise, blur, JPEG blocks). With a mask of the damage
+(1 = missing), only those pixels are re-made: they start grey, as the holes were in training, and
+each further pass feeds the previous guess back in with the known pixels put back exactly.
+"""
+import torch
+import torch.nn.functional as F
+
+from . import codec
+
+HOLE_FILL = 0.5  # the value corruption.py paints holes with during training
+
+
+def pixel_mask(mask, images):
+    """A ComfyUI MASK ([H,W] or [B,H,W], 1 = damaged) as [B,H,W,1] on the images' pixel grid."""
+    m = mask.to(torch.float32)
+    m = m[None] if m.ndim == 2 else m
+    if m.ndim != 3:
+        raise codec.CodecError(f"a mask must be [H,W] or [B,H,W], got {list(mask.shape)}")
+    if m.shape[0] not in (1, images.shape[0]):
+        raise codec.CodecError(f"a mask batch of {m.shape[0]} does not fit an image batch of {images.shape[0]}")
+    if tuple(m.shape[-2:]) != tuple(images.shape[1:3]):
+        m = F.interpolate(m[:, None], size=images.shape[1:3], mode="nearest")[:, 0]
+    return torch.nan_to_num(m, nan=1.0).clamp(0, 1)[..., None].expand(images.shape[0], -1, -1, 1)
+
+
+def restore(ae, images, mask=None, passes=2, device="cpu"):
+    """IMAGE [B,H,W,C] -> restored IMAGE [B,H,W,3]; known pixels are kept exactly where a mask is given."""
+    x = codec.to_rgb(images).movedim(1, -1)
+
+    def remake(pictures):
+        fit = "resize" if ae.config["architecture"] == "dense" else "pad"
+        out = codec.decode(ae, codec.encode(ae, pictures, fit, device), device)
+        if out.shape[1:3] != pictures.shape[1:3]:   # dense models work at their own size
+            out = F.interpolate(out.movedim(-1, 1), size=pictures.shape[1:3], mode="bicubic",
+                                align_corners=False).clamp(0, 1).movedim(1, -1)
+        return out
+
+    if mask is None:
+        return remake(x)
+    m = pixel_mask(mask, x)
+    known = x * (1 - m)
+    guess = known + HOLE_FILL * m
+    for _ in range(max(1, int(passes))):
+        guess = known + remake(guess) * m
+    return guess
