@@ -67,6 +67,11 @@ def prepare_images(ae, images, fit="pad"):
     return _fit_conv(x, cfg["downscale"], fit)
 
 
+def latent_of(ae, z):
+    """A LATENT dict for samples ``z`` made by ``ae``, labelled so Decode can tell another model's latents."""
+    return {"samples": z, "atelier_model": ae.model_id, "atelier_architecture": ae.config["architecture"]}
+
+
 @torch.no_grad()
 def encode(ae, images, fit="pad", device="cpu"):
     """IMAGE -> LATENT dict (samples on the CPU, like ComfyUI's own latents)."""
@@ -74,7 +79,7 @@ def encode(ae, images, fit="pad", device="cpu"):
     x = prepare_images(ae, images, fit)
     net = ae.model.to(device)
     z = torch.cat([net.encode(x[i:i + CHUNK].to(device)).float().cpu() for i in range(0, x.shape[0], CHUNK)])
-    latent = {"samples": z, "atelier_model": ae.model_id}
+    latent = latent_of(ae, z)
     if fit == "pad" and tuple(x.shape[-2:]) != (h, w):
         latent["atelier_size"] = [int(h), int(w)]
     return latent
@@ -89,11 +94,18 @@ def check_latent(ae, latent):
     c = cfg["latent_channels"]
     if z.ndim != 4:
         raise CodecError(f"latent samples have shape {list(z.shape)}; expected [batch, channels, height, width]")
+    if 0 in z.shape:
+        raise CodecError(f"the latent is empty (shape {list(z.shape)}); check the node that made it")
     if z.shape[1] != c:
         hint = (" It looks like a Stable Diffusion latent (from VAE Encode or Empty Latent Image);"
                 if z.shape[1] in (4, 16) and "atelier_model" not in latent else "")
         raise CodecError(f"this latent has {z.shape[1]} channels but the autoencoder expects {c}: it came from "
                          f"another model.{hint} Encode the images with Atelier Encode using this same autoencoder")
+    made_by = latent.get("atelier_architecture")
+    if made_by in ("conv", "conv-vae", "dense") and (made_by == "dense") != (cfg["architecture"] == "dense"):
+        raise CodecError(f"this latent was made by a {made_by} autoencoder but this one is {cfg['architecture']}; "
+                         "a dense model's latent is one vector per image, a conv model's a grid. Decode it with "
+                         "the autoencoder that encoded it")
     if cfg["architecture"] == "dense" and tuple(z.shape[-2:]) != (1, 1):
         raise CodecError(f"a dense model's latent is [batch, {c}, 1, 1] but this one is {list(z.shape)}; it was "
                          "resized by another node or came from a conv model")

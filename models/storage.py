@@ -96,12 +96,15 @@ def read_header(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise _fail(path, "file not found", "Check the name, or refresh the node list (press R) after adding files")
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        (n,) = struct.unpack("<Q", head) if len(head) == 8 else (None,)
-        plausible = n is not None and n <= MAX_HEADER_BYTES and n + 8 <= size
-        raw = f.read(n) if plausible else b""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            (n,) = struct.unpack("<Q", head) if len(head) == 8 else (None,)
+            plausible = n is not None and n <= MAX_HEADER_BYTES and n + 8 <= size
+            raw = f.read(n) if plausible else b""
+    except OSError as e:
+        raise _fail(path, f"cannot be read ({e.strerror or e})", "Check the file's permissions and the disk") from None
     if not raw.startswith(b"{"):
         # Sniff only once the file fails as safetensors: a valid header length can start with 0x80 too.
         if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":

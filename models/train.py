@@ -6,6 +6,7 @@ returns it. Batches are drawn from in-memory images with random crops and flips,
 seeded by (seed, global step) so a resumed run draws exactly what an unbroken one would.
 """
 import copy
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_EVERY = 50   # steps between "last good" copies kept for NaN recovery
 HISTORY_LIMIT = 100_000
 MAX_LEARNING_RATE = 10.0  # far beyond useful; keeps AdamW's float32 arithmetic from overflowing
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5 has only the latter
 
 
 class TrainingError(ValueError):
@@ -218,6 +220,22 @@ class Trainer:
                 self.ae.state.optimizer = self._optimizer_state()
                 self.ae.state.step = self.start_step + total
             return self._finish()
+
+    def batch_size_that_fits(self, free_memory=lambda: None):
+        """After running out of memory: the largest of batch_size, batch_size/2, ... 1 with which a step
+        runs (0 if none). Trains this (discarded) clone a step or so; ``free_memory`` runs after each failure."""
+        b = self.settings.batch_size
+        while b >= 1:
+            self.settings = dataclasses.replace(self.settings, batch_size=b)
+            try:
+                with torch.inference_mode(False):
+                    self.step(0)
+                return b
+            except OUT_OF_MEMORY:
+                pass
+            free_memory()
+            b //= 2
+        return 0
 
     def _weights_finite(self):
         return all(torch.isfinite(p).all() for p in self.net.parameters())

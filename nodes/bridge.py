@@ -4,6 +4,7 @@ Headless folders come from ``configure()`` (the runner's options), then the envi
 (ATELIER_MODELS_DIR, ATELIER_OUTPUT_DIR, ATELIER_INPUT_DIR), then ./autoencoders,
 ./output and ./input under the current directory.
 """
+import gc
 import logging
 import os
 
@@ -80,6 +81,15 @@ def torch_device():
     if IN_COMFYUI:
         return _mm.get_torch_device()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def free_memory():
+    """Hand cached GPU memory back (after running out of it)."""
+    gc.collect()
+    if IN_COMFYUI:
+        _mm.soft_empty_cache()
+    elif torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def check_interrupted():

@@ -86,8 +86,8 @@ class AtelierVisualizeLatent:
 
     def show(self, latent, mode, scale):
         z = latent["samples"].float()
-        if z.ndim != 4:
-            raise ValueError(f"Atelier Visualize Latent: expected samples [B,C,h,w], got {list(z.shape)}")
+        if z.ndim != 4 or 0 in z.shape:
+            raise ValueError(f"Atelier Visualize Latent: expected non-empty samples [B,C,h,w], got {list(z.shape)}")
         if mode == "pca-rgb":
             img = latent_rgb(z)
         else:

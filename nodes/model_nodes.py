@@ -85,9 +85,9 @@ class AtelierLoadAutoencoder:
 
     @classmethod
     def IS_CHANGED(cls, ae_name):
-        try:  # reload when the file changes on disk
+        try:  # reload when the file changes on disk (a save replaces it: new inode)
             st = os.stat(resolve_model_path(ae_name))
-            return f"{st.st_mtime_ns}-{st.st_size}"
+            return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
         except (OSError, ValueError):
             return ae_name
 
@@ -126,7 +126,13 @@ class AtelierSaveAutoencoder:
         }}
 
     def save(self, autoencoder, filename_prefix):
-        path = model_save_path(filename_prefix, bridge.model_dirs()[0])
-        storage.save_autoencoder(autoencoder, path)
+        folder = bridge.model_dirs()[0]
+        try:
+            path = model_save_path(filename_prefix, folder)
+            storage.save_autoencoder(autoencoder, path)
+        except OSError as e:  # disk full, read-only folder, a name the file system refuses
+            raise ValueError(f"Atelier Save Autoencoder: could not write into {folder} ({e.strerror or e}); nothing "
+                             "was saved. Free some disk space, make the folder writable, or try a plainer "
+                             "filename_prefix") from None
         bridge.log.info("saved autoencoder to %s", path)
         return {"ui": {"text": [path]}, "result": (path,)}
