@@ -6,6 +6,11 @@ The server runs as a subprocess with --cpu; the pack is loaded through an
 --extra-model-paths-config file (custom_nodes: key) from a temporary custom_nodes folder
 that links to this checkout, and every folder it writes to is temporary. Python for the
 server: $COMFYUI_PYTHON, else $COMFYUI_DIR/venv/bin/python, else this interpreter.
+
+The browser tests drive ComfyUI's real frontend in Debian's chromium through Playwright.
+    ATELIER_FRONTEND_ROOT=/path/to/comfyui_frontend_package/static   serve another frontend build
+                                                                     (e.g. the newest from PyPI)
+    ATELIER_SCREENSHOTS=docs/screenshots   keep the graph screenshots there (else a temp folder)
 """
 import json
 import os
@@ -16,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 import pytest
 
@@ -24,6 +30,8 @@ from autoencoder_atelier.models import procedural
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+FRONTEND_ROOT = os.environ.get("ATELIER_FRONTEND_ROOT")
+SCREENSHOTS = os.environ.get("ATELIER_SCREENSHOTS")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACK = "autoencoder-atelier"
 WORKFLOWS = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "workflows")) if f.endswith(".json"))
@@ -59,7 +67,8 @@ class Server:
             [_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
              "--extra-model-paths-config", config, "--input-directory", self.dirs["input"],
              "--output-directory", self.dirs["output"], "--temp-directory", self.dirs["temp"],
-             "--user-directory", self.dirs["user"], "--database-url", "sqlite:///:memory:"],
+             "--user-directory", self.dirs["user"], "--database-url", "sqlite:///:memory:"]
+            + (["--front-end-root", os.path.abspath(FRONTEND_ROOT)] if FRONTEND_ROOT else []),
             cwd=COMFYUI_DIR, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -131,7 +140,8 @@ def run_ok(server, prompt, timeout=600):
 
 
 def written(server, outputs):
-    return [os.path.join(server.dirs["output"], im["subfolder"], im["filename"])
+    base = {"output": server.dirs["output"], "temp": os.path.join(server.dirs["temp"], "temp")}  # as ComfyUI's main.py
+    return [os.path.join(base[im.get("type", "output")], im["subfolder"], im["filename"])
             for out in outputs.values() for im in out.get("images", [])]
 
 
@@ -207,42 +217,165 @@ def test_interrupt_stops_training_within_two_seconds(server):
     assert set(os.listdir(server.dirs["models"])) == before   # nothing saved
 
 
-def _browser():
-    """Debian's chromium driven by Playwright, or a skip when either is missing."""
+# -- the real frontend ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def page(server):
+    """One page of ComfyUI's frontend in Debian's chromium (Playwright), or a skip when either is missing."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (uses the system chromium)")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("no chromium on PATH (apt-get install chromium)")
-    return sync_api, chromium
-
-
-def test_frontend_opens_and_converts_every_workflow_like_our_converter(server, tmp_path):
-    """The real frontend loads each workflow and its graphToPrompt() gives the prompt our converter gives."""
-    sync_api, chromium = _browser()
-    info = server.get("/object_info")
-    server.request("/settings/Comfy.TutorialCompleted", True)   # no first-run template browser over the graph
+    # No first-run template browser over the graph; a plain canvas for the screenshots.
+    for key, value in {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False, "Comfy.Graph.CanvasInfo": False,
+                       "Comfy.Graph.CanvasMenu": False, "Comfy.NodeBadge.NodeSourceBadgeMode": "None"}.items():
+        server.request(f"/settings/{key}", value)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.console = []
+        page.on("console", lambda m: page.console.append(f"{m.type}: {m.text}"))
         page.goto(server.url)
         # The graph exists before node definitions arrive: wait until ours are registered.
         page.wait_for_function("() => window.LiteGraph?.registered_node_types?.AtelierTrainAutoencoder",
                                timeout=60_000)
-        extensions = page.evaluate("() => window.comfyAPI.app.app.extensions.map(e => e.name)")
-        assert "AutoencoderAtelier.ShowText" in extensions
-        for name in WORKFLOWS:
-            wf = workflow.load(os.path.join(ROOT, "workflows", f"{name}.json"))
-            theirs = page.evaluate("""async (wf) => {
-                const app = window.comfyAPI.app.app;
-                await app.loadGraphData(wf);
-                const missing = app.graph._nodes.map(n => n.type)
-                                                .filter(t => !window.LiteGraph.registered_node_types[t]);
-                return {missing, prompt: (await app.graphToPrompt()).output};
-            }""", wf)
-            assert theirs["missing"] == [], f"{name}: frontend does not know {theirs['missing']}"
-            ours = workflow.to_api(wf, lambda t: info[t]["input"] if t in info else None)
-            strip = lambda pr: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in pr.items()}
-            assert strip(theirs["prompt"]) == strip(ours), name
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(tmp_path / f"{name}.png"))
+        page.frontend_version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? '?'")
+        print(f"frontend {page.frontend_version}")
+        yield page
         browser.close()
+
+
+def open_in_frontend(page, wf):
+    """Load a workflow like the user opening it; returns what the frontend made of it."""
+    return page.evaluate("""async (wf) => {
+        const app = window.comfyAPI.app.app;
+        await app.loadGraphData(wf);
+        await new Promise(r => setTimeout(r, 300));
+        const th = window.LiteGraph.NODE_TITLE_HEIGHT, nodes = app.graph._nodes;
+        const box = n => [n.pos[0], n.pos[1] - th, n.pos[0] + n.size[0], n.pos[1] + n.size[1]];
+        const overlaps = [];
+        for (const a of nodes) for (const b of nodes) {
+            const [p, q] = [box(a), box(b)];
+            if (a.id < b.id && p[0] < q[2] && q[0] < p[2] && p[1] < q[3] && q[1] < p[3])
+                overlaps.push(`${a.title} / ${b.title}`);
+        }
+        const saved = Object.fromEntries(app.graph.serialize().nodes.map(n => [n.id, n.widgets_values ?? []]));
+        return {
+            missing: app.graph._nodes.map(n => n.type).filter(t => !window.LiteGraph.registered_node_types[t]),
+            // what the frontend would save again: differs from the file when a widget is missing or extra
+            widgets: Object.fromEntries(wf.nodes.map(n => [n.id, saved[n.id]])),
+            overlaps,
+            dialogs: [...document.querySelectorAll('.p-dialog')].map(d => d.innerText.slice(0, 300)),
+            prompt: (await app.graphToPrompt()).output,
+        };
+    }""", wf)
+
+
+def check_opens_cleanly(name, wf, theirs):
+    assert theirs["missing"] == [], f"{name}: frontend does not know {theirs['missing']}"
+    assert theirs["dialogs"] == [], f"{name}: the frontend showed {theirs['dialogs']}"
+    for n in wf["nodes"]:
+        assert theirs["widgets"][str(n["id"])] == n.get("widgets_values", []), \
+            f"{name}: node {n['id']} ({n['type']}) widgets read back differently"
+
+
+def test_frontend_opens_and_converts_every_workflow_like_our_converter(server, page):
+    """The real frontend loads each workflow cleanly and its graphToPrompt() gives the prompt our converter gives."""
+    info = server.get("/object_info")
+    extensions = page.evaluate("() => window.comfyAPI.app.app.extensions.map(e => e.name)")
+    assert "AutoencoderAtelier.ShowText" in extensions
+    for name in WORKFLOWS:
+        wf = workflow.load(os.path.join(ROOT, "workflows", f"{name}.json"))
+        theirs = open_in_frontend(page, wf)
+        check_opens_cleanly(name, wf, theirs)
+        if theirs["overlaps"]:
+            print(f"{name}: overlapping nodes as the frontend sizes them: {'; '.join(theirs['overlaps'])}")
+        ours = workflow.to_api(wf, lambda t: info[t]["input"] if t in info else None)
+        strip = lambda pr: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in pr.items()}
+        assert strip(theirs["prompt"]) == strip(ours), name
+
+
+# Upper bounds on widget values (by input name) that keep every run short on two CPU cores; a
+# workflow not listed in SHORT_RUN gets the defaults, so new workflows are covered as they come.
+SHORT_RUN_DEFAULTS = {"steps": 20, "size": 64, "crop_size": 32, "batch_size": 16, "count": 300,
+                      "width": 64, "height": 64, "frames": 12, "image_size": 64}
+SHORT_RUN = {"atelier_mnist_dense": {"steps": 30, "batch_size": 64}}
+
+
+def ensure_inputs(server, wf):
+    """Create the images and folders a workflow reads (LoadImage files, Load Image Folder folders)."""
+    for n in wf["nodes"]:
+        values = n.get("widgets_values") or []
+        if n["type"] == "LoadImage" and values:
+            path = os.path.join(server.dirs["input"], values[0])
+            if not os.path.exists(path):
+                procedural.make_image(zlib.crc32(values[0].encode()) % 1000, 96).save(path)
+        elif n["type"] == "AtelierLoadImageFolder" and values and not os.path.isabs(values[0]):
+            path = os.path.join(server.dirs["input"], values[0])
+            if not os.path.isdir(path):
+                procedural.write_folder(path, count=16, size=96)
+
+
+def models_needed(wf):
+    return [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "AtelierLoadAutoencoder"]
+
+
+def run_order(names):
+    """Workflows that make models before those that load them."""
+    return sorted(names, key=lambda n: (bool(models_needed(workflow.load(os.path.join(ROOT, "workflows",
+                                                                                      f"{n}.json")))), n))
+
+
+def test_every_workflow_runs_from_the_frontend(server, page, tmp_path):
+    """Each workflow as a user runs it: open it, press Queue (app.queuePrompt, so the frontend's own
+    graphToPrompt builds the prompt), wait for success, and keep a screenshot of the finished graph."""
+    shots = os.path.abspath(SCREENSHOTS) if SCREENSHOTS else str(tmp_path)
+    os.makedirs(shots, exist_ok=True)
+    page.evaluate("() => window.comfyAPI.app.app.extensionManager.command.execute('Workspace.ToggleFocusMode')")
+    for name in run_order(WORKFLOWS):
+        wf = workflow.load(os.path.join(ROOT, "workflows", f"{name}.json"))
+        ensure_inputs(server, wf)
+        for model in models_needed(wf):
+            assert os.path.exists(os.path.join(server.dirs["models"], model)), \
+                f"{name} loads {model}, which no workflow before it saved"
+        page.evaluate("() => window.comfyAPI.app.app.refreshComboInNodes()")   # list the models saved so far
+        check_opens_cleanly(name, wf, open_in_frontend(page, wf))
+        caps = {**SHORT_RUN_DEFAULTS, **SHORT_RUN.get(name, {})}
+        changed = page.evaluate("""(caps) => {
+            const changed = [];
+            for (const node of window.comfyAPI.app.app.graph._nodes)
+                for (const w of node.widgets ?? [])
+                    if (w.name in caps && typeof w.value === "number" && w.value > caps[w.name]) {
+                        changed.push(`${node.id}.${w.name}=${caps[w.name]}`);
+                        w.value = caps[w.name];
+                    }
+            return changed;
+        }""", caps)
+        with page.expect_response(lambda r: r.url.endswith("/prompt") and r.request.method == "POST") as posted:
+            page.evaluate("() => window.comfyAPI.app.app.queuePrompt(0)")
+        response = posted.value
+        assert response.ok, f"{name}: /prompt refused the frontend's prompt: {response.text()[:2000]}"
+        t = time.time()
+        entry = server.wait(response.json()["prompt_id"], timeout=600)
+        assert entry["status"]["status_str"] == "success", f"{name}: {json.dumps(entry['status'])[-3000:]}"
+        files = written(server, entry["outputs"])
+        assert files and all(os.path.getsize(f) > 0 for f in files), name
+        print(f"{name}: ran in {time.time() - t:.1f}s from the frontend ({', '.join(changed)}), "
+              f"{len(files)} files")
+        page.wait_for_load_state("networkidle")
+        page.evaluate("() => window.comfyAPI.app.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+        page.wait_for_timeout(800)
+        # The graph's bounding box on screen (canvas coordinates through the view's offset and scale).
+        clip = page.evaluate("""() => {
+            const app = window.comfyAPI.app.app, ds = app.canvas.ds, th = window.LiteGraph.NODE_TITLE_HEIGHT;
+            const xs = [], ys = [];
+            for (const n of app.graph._nodes) {
+                xs.push(n.pos[0], n.pos[0] + n.size[0]);
+                ys.push(n.pos[1] - th, n.pos[1] + n.size[1]);
+            }
+            const sx = x => (x + ds.offset[0]) * ds.scale, sy = y => (y + ds.offset[1]) * ds.scale;
+            const x = Math.max(0, sx(Math.min(...xs)) - 16), y = Math.max(0, sy(Math.min(...ys)) - 16);
+            return {x, y, width: Math.min(innerWidth, sx(Math.max(...xs)) + 16) - x,
+                    height: Math.min(innerHeight, sy(Math.max(...ys)) + 16) - y};
+        }""")
+        page.screenshot(path=os.path.join(shots, f"{name}.png"), clip=clip)
