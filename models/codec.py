@@ -7,6 +7,8 @@ caller chooses. Dense models take exactly their image_size (or resize to it).
 import torch
 import torch.nn.functional as F
 
+from .latent_math import samples_of
+
 FITS = ("pad", "crop", "resize", "error")
 CHUNK = 8  # images per forward pass: bounds memory on big paintings
 
@@ -38,8 +40,9 @@ def _fit_conv(x, f, fit):
 
 def to_rgb(images):
     """IMAGE [B,H,W,C] -> [B,3,H,W] float32 RGB in 0..1 (gray expanded, alpha dropped, NaN/Inf cleaned)."""
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
-        raise CodecError("expected a non-empty IMAGE batch [B,H,W,C]")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or 0 in images.shape:
+        got = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise CodecError(f"expected a non-empty IMAGE batch [B,H,W,C], got {got}; check the node that made it")
     x = images.to(torch.float32).movedim(-1, 1)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
@@ -87,15 +90,12 @@ def encode(ae, images, fit="pad", device="cpu"):
 
 def check_latent(ae, latent):
     """The latent's samples as [B,C,h,w] if this model can decode them, else a CodecError."""
-    if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor):
-        raise CodecError("expected a LATENT (a dict with 'samples'); connect an Encode or latent node")
-    z = latent["samples"]
+    try:
+        z = samples_of(latent)
+    except ValueError as e:
+        raise CodecError(str(e)) from None
     cfg = ae.config
     c = cfg["latent_channels"]
-    if z.ndim != 4:
-        raise CodecError(f"latent samples have shape {list(z.shape)}; expected [batch, channels, height, width]")
-    if 0 in z.shape:
-        raise CodecError(f"the latent is empty (shape {list(z.shape)}); check the node that made it")
     if z.shape[1] != c:
         hint = (" It looks like a Stable Diffusion latent (from VAE Encode or Empty Latent Image);"
                 if z.shape[1] in (4, 16) and "atelier_model" not in latent else "")
@@ -109,8 +109,6 @@ def check_latent(ae, latent):
     if cfg["architecture"] == "dense" and tuple(z.shape[-2:]) != (1, 1):
         raise CodecError(f"a dense model's latent is [batch, {c}, 1, 1] but this one is {list(z.shape)}; it was "
                          "resized by another node or came from a conv model")
-    if not torch.isfinite(z).all():
-        raise CodecError("the latent contains NaN or infinite values; check the nodes that made it")
     return z
 
 

@@ -7,6 +7,19 @@ from .pca import principal_components
 MIX_MODES = ("lerp", "slerp", "add", "subtract", "difference-add")
 
 
+def samples_of(latent, name="the latent"):
+    """The [B,C,h,w] samples of a LATENT dict, or a ValueError that says what is wrong with it."""
+    z = latent.get("samples") if isinstance(latent, dict) else None
+    if not isinstance(z, torch.Tensor):
+        raise ValueError(f"expected a LATENT (a dict with 'samples') for {name}; connect an Encode or latent node")
+    if z.ndim != 4 or 0 in z.shape:
+        raise ValueError(f"{name} has samples of shape {list(z.shape)}; expected [batch, channels, height, width] "
+                         "with no empty dimension")
+    if not torch.isfinite(z).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the nodes that made it")
+    return z
+
+
 def slerp(a, b, t, eps=1e-7):
     """Spherical interpolation per sample (each latent flattened to one vector).
 

@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from ..models.latent_math import edit_along, latent_channel_grid, latent_directions, latent_rgb
+from ..models.latent_math import edit_along, latent_channel_grid, latent_directions, latent_rgb, samples_of
 from ..models.plots import bar_chart, image_grid
 from .latent_nodes import with_samples
 from .schema import CATEGORY, COMBO, FLOAT, INT, LINK
@@ -30,7 +30,7 @@ class AtelierLatentDirections:
 
     def find(self, latents, max_directions):
         try:
-            d = latent_directions(latents["samples"], int(max_directions))
+            d = latent_directions(samples_of(latents, "latents"), int(max_directions))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Directions: {e}") from None
         share = d["variance"] / max(d["total_variance"], 1e-12)
@@ -61,7 +61,7 @@ class AtelierLatentEdit:
     def edit(self, latent, directions, index, strength, index_2=1, strength_2=0.0):
         moves = [(int(index), float(strength))] + ([(int(index_2), float(strength_2))] if strength_2 else [])
         try:
-            return with_samples(latent, edit_along(latent["samples"], directions, moves))
+            return with_samples(latent, edit_along(samples_of(latent), directions, moves))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Edit: {e}") from None
 
@@ -85,9 +85,10 @@ class AtelierVisualizeLatent:
         }}
 
     def show(self, latent, mode, scale):
-        z = latent["samples"].float()
-        if z.ndim != 4 or 0 in z.shape:
-            raise ValueError(f"Atelier Visualize Latent: expected non-empty samples [B,C,h,w], got {list(z.shape)}")
+        try:
+            z = samples_of(latent).float()
+        except ValueError as e:
+            raise ValueError(f"Atelier Visualize Latent: {e}") from None
         if mode == "pca-rgb":
             img = latent_rgb(z)
         else:

@@ -1,6 +1,7 @@
 """Image nodes: a folder of artworks in, grids out."""
 import os
 
+from ..models.codec import CodecError, to_rgb
 from ..models.imagefolder import MODES, ImageFolderError, list_images, load_folder
 from ..models.plots import image_grid
 from . import bridge
@@ -67,6 +68,8 @@ class AtelierImageGrid:
         }}
 
     def grid(self, images, columns, padding):
-        if images.ndim != 4 or images.shape[0] == 0:
-            raise ValueError("Atelier Image Grid: expected a non-empty IMAGE batch")
-        return (image_grid(images, columns, padding),)
+        try:  # gray, RGBA, NaN or out-of-range pixels become plain RGB in 0..1, as Save Image expects
+            rgb = to_rgb(images).movedim(1, -1)
+        except CodecError as e:
+            raise ValueError(f"Atelier Image Grid: {e}") from None
+        return (image_grid(rgb, columns, padding),)

@@ -3,8 +3,8 @@ import torch
 
 from ..models import codec
 from ..models.config import latent_shape
-from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, collage, fit_mask, mix, sample_latents, split_mask,
-                                  style_mix, walk)
+from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, collage, fit_mask, mix, sample_latents, samples_of,
+                                  split_mask, style_mix, walk)
 from . import bridge
 from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
 
@@ -94,8 +94,8 @@ class AtelierLatentMix:
 
     def mix(self, latent_a, latent_b, factor, mode, latent_c=None):
         try:
-            samples = mix(latent_a["samples"], latent_b["samples"], factor, mode,
-                          latent_c["samples"] if latent_c is not None else None)
+            samples = mix(samples_of(latent_a, "latent_a"), samples_of(latent_b, "latent_b"), factor, mode,
+                          samples_of(latent_c, "latent_c") if latent_c is not None else None)
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Mix: {e}") from None
         return with_samples(latent_a, samples)
@@ -126,7 +126,7 @@ class AtelierLatentWalk:
 
     def walk(self, keyframes, frames, method, easing, loop):
         try:
-            samples = walk(keyframes["samples"], int(frames), method, easing, bool(loop))
+            samples = walk(samples_of(keyframes, "keyframes"), int(frames), method, easing, bool(loop))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Walk: {e}") from None
         return with_samples(keyframes, samples)
@@ -155,9 +155,9 @@ class AtelierLatentStyleMix:
 
     def style(self, content, style, strength, mask=None):
         try:
-            z = content["samples"]
+            z = samples_of(content, "content")
             m = fit_mask(mask, z) if mask is not None else None
-            return with_samples(content, style_mix(z, style["samples"], float(strength), m))
+            return with_samples(content, style_mix(z, samples_of(style, "style"), float(strength), m))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Style Mix: {e}") from None
 
@@ -190,9 +190,9 @@ class AtelierLatentCollage:
 
     def collage(self, latent_a, latent_b, split, position, feather, mask=None):
         try:
-            a = latent_a["samples"]
+            a = samples_of(latent_a, "latent_a")
             cut = mask if mask is not None else split_mask(split, float(position), *a.shape[-2:])
-            return with_samples(latent_a, collage(a, latent_b["samples"], fit_mask(cut, a, float(feather))))
+            return with_samples(latent_a, collage(a, samples_of(latent_b, "latent_b"), fit_mask(cut, a, float(feather))))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Collage: {e}") from None
 
