@@ -84,7 +84,9 @@ def mnist(args):
         for idx in torch.randperm(8000).split(256):
             b = flat[idx]
             loss = ((net.decoder(net.encoder(b)) - b) ** 2).mean()
-            opt.zero_grad(); loss.backward(); opt.step()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     plain = Autoencoder(cfg, net.eval())
     rows.append(("plain replica (Adam 1e-3, 50 epochs)", ae_mse(plain, test).mean(), time.perf_counter() - t))
     flat_test = test[..., 0].reshape(2000, -1)
