@@ -47,6 +47,7 @@ def match_latent(a, b):
     if b.shape[1] != a.shape[1]:
         raise ValueError(f"the latents have different channel counts ({a.shape[1]} and {b.shape[1]}), so they "
                          "come from different models; encode both images with the same autoencoder")
+    b = b.to(a.dtype)  # lerp and friends need one dtype (a half-precision latent meets a float32 one)
     if b.shape[-2:] != a.shape[-2:]:
         b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
     if b.shape[0] != a.shape[0]:

@@ -14,7 +14,7 @@ import struct
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from . import __version__
 from .autoencoder import Autoencoder, TrainState
@@ -67,6 +67,16 @@ def to_metadata(ae):
         "pack_version": __version__,
         "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def save_file(tensors, filename, metadata=None):
+    """safetensors' save_file, but written by Python: failures are OSErrors with their errno (disk full,
+    read-only, name too long) and the data is on disk (fsync) before the caller renames the file into place."""
+    data = save(tensors, metadata=metadata)
+    with open(filename, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_autoencoder(ae, path):

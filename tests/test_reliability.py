@@ -470,3 +470,10 @@ def test_a_model_file_replaced_on_disk_after_loading(trained, tmp_dirs):
     assert torch.equal(call("AtelierEncode", autoencoder=old, images=images)[0]["samples"], z["samples"])
     with pytest.raises(ValueError, match="Atelier Load Autoencoder: m.safetensors: file is truncated"):
         call("AtelierLoadAutoencoder", ae_name="m.safetensors")
+
+
+def test_a_name_the_file_system_refuses_is_a_clear_error(trained, tmp_dirs):
+    prefix = "é" * 200  # 200 characters pass the prefix check; 400 bytes are too long for a file name
+    with pytest.raises(ValueError, match=r"^Atelier Save Autoencoder: could not write into .*\(File name too long\)"):
+        call("AtelierSaveAutoencoder", autoencoder=trained, filename_prefix=prefix)
+    assert files_under(tmp_dirs.models) == []
