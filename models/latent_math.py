@@ -129,8 +129,8 @@ def fit_mask(mask, like, feather=0.0):
     by a Gaussian blur of ``feather`` latent cells."""
     m = mask.to(like.dtype)
     m = m[None] if m.ndim == 2 else m
-    if m.ndim != 3:
-        raise ValueError(f"a mask must be [H,W] or [B,H,W], got {list(mask.shape)}")
+    if m.ndim != 3 or 0 in m.shape:
+        raise ValueError(f"a mask must be a non-empty [H,W] or [B,H,W], got {list(mask.shape)}")
     m = F.interpolate(m[:, None], size=like.shape[-2:], mode="area" if m.shape[-1] >= like.shape[-1] else "bilinear")
     if feather > 0:
         r = max(1, int(3 * feather))

@@ -16,8 +16,8 @@ def pixel_mask(mask, images):
     """A ComfyUI MASK ([H,W] or [B,H,W], 1 = damaged) as [B,H,W,1] on the images' pixel grid."""
     m = mask.to(torch.float32)
     m = m[None] if m.ndim == 2 else m
-    if m.ndim != 3:
-        raise codec.CodecError(f"a mask must be [H,W] or [B,H,W], got {list(mask.shape)}")
+    if m.ndim != 3 or 0 in m.shape:
+        raise codec.CodecError(f"a mask must be a non-empty [H,W] or [B,H,W], got {list(mask.shape)}")
     if m.shape[0] not in (1, images.shape[0]):
         raise codec.CodecError(f"a mask batch of {m.shape[0]} does not fit an image batch of {images.shape[0]}")
     if tuple(m.shape[-2:]) != tuple(images.shape[1:3]):
