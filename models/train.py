@@ -202,6 +202,7 @@ class Trainer:
         (ComfyUI's Cancel) propagates and the input model is left as it was.
         """
         total = self.settings.steps
+        self.ae.state.summary.pop("stopped_early", None)  # a note from an earlier run that blew up
         with torch.inference_mode(False):
             good = self._snapshot(0)
             for i in range(total):

@@ -114,7 +114,9 @@ class AtelierTrainAutoencoder:
         try:
             ae = trainer.run(on_step)
             grid = reconstruction_grid(trainer)
-            return (ae, loss_curve(ae.state.loss_history), grid)
+            stopped = ae.state.summary.get("stopped_early")  # shown where the artist looks: on the curve
+            title = stopped.split(";")[0] + ": lower the learning rate" if stopped else "training loss"
+            return (ae, loss_curve(ae.state.loss_history, title=title), grid)
         except OUT_OF_MEMORY:
             pass
         message = out_of_memory_message(trainer)

@@ -477,3 +477,17 @@ def test_a_name_the_file_system_refuses_is_a_clear_error(trained, tmp_dirs):
     with pytest.raises(ValueError, match=r"^Atelier Save Autoencoder: could not write into .*\(File name too long\)"):
         call("AtelierSaveAutoencoder", autoencoder=trained, filename_prefix=prefix)
     assert files_under(tmp_dirs.models) == []
+
+
+def test_a_blow_up_is_named_on_the_loss_curve_and_forgotten_by_the_next_good_run(trained, monkeypatch):
+    real_step, titles = Trainer.step, []
+    monkeypatch.setattr(Trainer, "step", lambda self, i: None if i == 2 else real_step(self, i))  # NaN at step 3
+    monkeypatch.setattr(train_node, "loss_curve", lambda h, title: titles.append(title) or torch.zeros(1, 8, 8, 3))
+    args = dict(images=procedural(4, 32), steps=6, batch_size=2, learning_rate=0.001, seed=0, loss="mse", crop_size=16)
+    ae = call("AtelierTrainAutoencoder", autoencoder=trained, **args)[0]
+    start = trained.state.step
+    assert titles == [f"training blew up (NaN/infinite values) at step {start + 3}: lower the learning rate"]
+    assert ae.state.step == start and weights_equal(ae, trained)  # the last good weights: the input's
+    monkeypatch.setattr(Trainer, "step", real_step)
+    again = call("AtelierTrainAutoencoder", autoencoder=ae, **args)[0]
+    assert "stopped_early" not in again.state.summary and titles[-1] == "training loss"
