@@ -46,3 +46,27 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "AtelierImageGrid": "Image Grid (Atelier)",
     "AtelierRestore": "Restore Damaged Image (Atelier)",
 }
+
+# Words an artist might type into the node search besides the display name. ComfyUI servers newer
+# than 0.3.64 send a class's SEARCH_ALIASES to the frontend, whose search (1.3x and later) matches them.
+SEARCH_ALIASES = {
+    "AtelierNewAutoencoder": ["new model", "create autoencoder", "vae", "train from scratch", "untrained"],
+    "AtelierLoadAutoencoder": ["load model", "open model", "checkpoint", "model card", "vae loader"],
+    "AtelierSaveAutoencoder": ["save model", "export model", "checkpoint", "safetensors"],
+    "AtelierLoadImageFolder": ["training images", "training data", "train", "dataset", "load images", "batch"],
+    "AtelierTrainAutoencoder": ["training", "fit", "learn", "fine-tune", "finetune", "restoration training"],
+    "AtelierEncode": ["latent", "vae encode", "image to latent", "compress"],
+    "AtelierDecode": ["latent", "vae decode", "latent to image", "reconstruct"],
+    "AtelierLatentMix": ["mix", "blend", "interpolate", "slerp", "lerp", "combine", "latent math"],
+    "AtelierLatentWalk": ["animation", "morph", "interpolate", "in-between", "tween", "frames", "loop"],
+    "AtelierLatentStyleMix": ["style transfer", "adain", "colour transfer", "color transfer", "texture", "mix"],
+    "AtelierLatentCollage": ["collage", "mix", "mask", "composite", "split", "combine"],
+    "AtelierSampleLatent": ["random", "generate", "noise", "prior", "new images", "sample the autoencoder"],
+    "AtelierLatentDirections": ["pca", "principal components", "latent space", "variance", "analysis"],
+    "AtelierLatentEdit": ["direction", "slider", "attribute", "latent arithmetic"],
+    "AtelierVisualizeLatent": ["latent preview", "preview latent", "pca", "channels"],
+    "AtelierImageGrid": ["grid", "contact sheet", "montage", "tile", "batch to image"],
+    "AtelierRestore": ["restore", "repair", "denoise", "inpaint", "fix damage", "autoencoder"],
+}
+for _node_id, _aliases in SEARCH_ALIASES.items():
+    NODE_CLASS_MAPPINGS[_node_id].SEARCH_ALIASES = _aliases

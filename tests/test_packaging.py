@@ -1,0 +1,148 @@
+"""The pack as users meet it: registry metadata, licence, changelog, requirements, node search words."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+import autoencoder_atelier
+from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from helpers import ROOT
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+PYPROJECT = os.path.join(ROOT, "pyproject.toml")
+REPO_URL = "https://github.com/autoencoder-atelier/autoencoder-atelier"
+
+
+@pytest.fixture(scope="module")
+def pyproject():
+    with open(PYPROJECT, "rb") as f:
+        return tomllib.load(f)
+
+
+def read(name):
+    with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+        return f.read()
+
+
+# -- registry metadata, checked with the rules of https://docs.comfy.org/registry/specifications --------
+
+def test_project_table_has_what_the_registry_needs(pyproject):
+    p = pyproject["project"]
+    name = p["name"]
+    # < 100 chars; letters, digits, - _ . ; no doubled separators; starts with a letter; no "ComfyUI"
+    assert len(name) < 100 and re.fullmatch(r"[A-Za-z](?:[A-Za-z0-9]|[-_.](?=[A-Za-z0-9]))*", name), name
+    assert "comfyui" not in name.lower()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", p["version"]) and p["version"] == autoencoder_atelier.__version__
+    assert len(p["description"]) > 20 and p["requires-python"].startswith(">=3.")
+    assert p["license"] == {"file": "LICENSE"}   # the registry refuses a bare string such as "MIT"
+    urls = p["urls"]
+    assert urls["Repository"] == REPO_URL and all(u.startswith("https://") for u in urls.values())
+
+
+def test_dependencies_never_pin_torch_and_match_requirements(pyproject):
+    deps = pyproject["project"]["dependencies"]
+    torch_deps = [d for d in deps if re.match(r"torch\b", d)]
+    assert torch_deps == ["torch"], "torch must stay unpinned: ComfyUI's own (often CUDA) build is the one to use"
+    reqs = [line.split("#")[0].strip() for line in read("requirements.txt").splitlines()]
+    reqs = [r for r in reqs if r]
+    assert not any(re.match(r"torch", r) for r in reqs), "requirements.txt must not install torch"
+    assert sorted(reqs) == sorted(d for d in deps if d != "torch")
+    assert not any(re.match(r"torch", r) for r in read("requirements-dev.txt").splitlines())
+
+
+def test_tool_comfy_table_and_icon(pyproject):
+    comfy = pyproject["tool"]["comfy"]
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", comfy["PublisherId"])
+    assert comfy["DisplayName"] == "Autoencoder Atelier"
+    # The icon is a URL (the registry takes URLs) to a file this repository ships.
+    prefix = f"https://raw.githubusercontent.com/{REPO_URL.split('github.com/')[1]}/main/"
+    assert comfy["Icon"].startswith(prefix)
+    icon = Image.open(os.path.join(ROOT, comfy["Icon"][len(prefix):]))
+    assert icon.format in ("PNG", "JPEG", "GIF") and icon.width == icon.height and icon.width <= 400
+
+
+def test_license_changelog_and_readme_agree_with_the_version(pyproject):
+    assert read("LICENSE").startswith("MIT License\n\nCopyright (c) 2026 Autoencoder Atelier contributors")
+    version = pyproject["project"]["version"]
+    changelog = read("CHANGELOG.md")
+    assert re.search(rf"^## \[{re.escape(version)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M), \
+        f"CHANGELOG.md has no entry for {version}"
+    readme = read("README.md")
+    for section in ("## Install into ComfyUI", "## Troubleshooting", "## Nodes"):
+        assert section in readme
+    for picture in re.findall(r"\]\((docs/[^)]+\.png)\)", readme):
+        assert os.path.exists(os.path.join(ROOT, picture)), picture
+
+
+# -- the same checks through comfy-cli's own parser (pip install comfy-cli; not in requirements-dev) ------
+
+def test_comfy_cli_parses_the_pyproject_without_warnings(capsys):
+    parser = pytest.importorskip("comfy_cli.registry.config_parser", reason="pip install comfy-cli to run")
+    config = parser.extract_node_configuration(PYPROJECT)
+    out = capsys.readouterr().out
+    assert config is not None and "Warning" not in out, out
+    assert config.project.name == "autoencoder-atelier" and config.project.version == autoencoder_atelier.__version__
+    assert config.project.license.file == "LICENSE" and config.project.urls.repository == REPO_URL
+    assert config.project.supported_os == ["OS Independent"]
+    assert config.tool_comfy.publisher_id and config.tool_comfy.display_name and config.tool_comfy.icon
+
+
+def test_registry_security_check_finds_nothing():
+    """What `comfy node validate` runs before publishing: ruff with exec/eval and one-line-statement rules."""
+    pytest.importorskip("ruff", reason="pip install ruff (comfy-cli brings it)")
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", ".", "-q", "--select", "S102,S307,E702",
+                        "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and not r.stdout, r.stdout + r.stderr
+
+
+# -- node search ---------------------------------------------------------------------------------------
+
+def searchable(node_id):
+    """What the frontend's node search matches: type name, display name and (newer servers) search aliases."""
+    cls = NODE_CLASS_MAPPINGS[node_id]
+    return " ".join([node_id, NODE_DISPLAY_NAME_MAPPINGS[node_id], *getattr(cls, "SEARCH_ALIASES", [])]).lower()
+
+
+def sockets(cls):
+    spec = cls.INPUT_TYPES()
+    ins = {s[0] for sec in ("required", "optional") for s in spec.get(sec, {}).values() if isinstance(s[0], str)}
+    return ins | set(cls.RETURN_TYPES)
+
+
+def expected_finds(word):
+    """Nodes an artist typing ``word`` should find."""
+    rules = {"autoencoder": lambda i, c: "AUTOENCODER" in sockets(c),
+             "latent": lambda i, c: "LATENT" in sockets(c),
+             "train": lambda i, c: i in ("AtelierTrainAutoencoder", "AtelierNewAutoencoder", "AtelierLoadImageFolder"),
+             "mix": lambda i, c: i in ("AtelierLatentMix", "AtelierLatentStyleMix", "AtelierLatentCollage")}
+    return {i for i, c in NODE_CLASS_MAPPINGS.items() if rules[word](i, c)}
+
+
+@pytest.mark.parametrize("word", ["autoencoder", "latent", "train", "mix"])
+def test_every_node_is_found_by_the_words_an_artist_types(word):
+    expected = expected_finds(word)
+    assert expected
+    missed = sorted(i for i in expected if word not in searchable(i))
+    assert not missed, f"searching '{word}' would not find {missed}"
+
+
+def test_search_aliases_are_plain_lowercase_words():
+    for node_id, cls in NODE_CLASS_MAPPINGS.items():
+        aliases = cls.SEARCH_ALIASES
+        assert isinstance(aliases, list) and aliases, node_id
+        assert all(isinstance(a, str) and a == a.lower().strip() and a for a in aliases), node_id
+        assert len(set(aliases)) == len(aliases), node_id
+
+
+def test_output_names_read_well_on_the_canvas():
+    for node_id, cls in NODE_CLASS_MAPPINGS.items():
+        names = cls.RETURN_NAMES
+        assert len(names) == len(cls.RETURN_TYPES) == len(set(names)), node_id
+        assert all(re.fullmatch(r"[a-z][a-z_0-9]{1,20}", n) for n in names), (node_id, names)
