@@ -2,15 +2,18 @@
 
 Conv models take any size divisible by their downscale: other sizes are reflect-padded
 (and the decode crops the padding off again), centre-cropped, resized, or refused, as the
-caller chooses. Dense models take exactly their image_size (or resize to it).
+caller chooses. Dense models take exactly their image_size (or resize to it). Big images are
+run in tiles (tiling.py), and in bf16 where the hardware runs it natively (the linear path, which
+carries most of the picture, stays float32, so the result matches float32 to well under 1/255).
 """
 import torch
 import torch.nn.functional as F
 
+from . import tiling
 from .latent_math import samples_of
+from .precision import inference_dtype
 
 FITS = ("pad", "crop", "resize", "error")
-CHUNK = 8  # images per forward pass: bounds memory on big paintings
 
 
 class CodecError(ValueError):
@@ -80,8 +83,7 @@ def encode(ae, images, fit="pad", device="cpu"):
     """IMAGE -> LATENT dict (samples on the CPU, like ComfyUI's own latents)."""
     h, w = images.shape[1:3] if isinstance(images, torch.Tensor) and images.ndim == 4 else (0, 0)
     x = prepare_images(ae, images, fit)
-    net = ae.model.to(device)
-    z = torch.cat([net.encode(x[i:i + CHUNK].to(device)).float().cpu() for i in range(0, x.shape[0], CHUNK)])
+    z = tiling.encode(ae.model.to(device), x, device, inference_dtype(ae.config, device))
     latent = latent_of(ae, z)
     if fit == "pad" and tuple(x.shape[-2:]) != (h, w):
         latent["atelier_size"] = [int(h), int(w)]
@@ -116,9 +118,7 @@ def check_latent(ae, latent):
 def decode(ae, latent, device="cpu"):
     """LATENT -> IMAGE [B,H,W,3] on the CPU, with encode-time padding removed."""
     z = check_latent(ae, latent)
-    net = ae.model.to(device)
-    y = torch.cat([net.decode(z[i:i + CHUNK].to(device, torch.float32)).float().cpu()
-                   for i in range(0, z.shape[0], CHUNK)])
+    y = tiling.decode(ae.model.to(device), z, device, inference_dtype(ae.config, device))
     size = latent.get("atelier_size")
     if (ae.config["architecture"] != "dense" and isinstance(size, (list, tuple)) and len(size) == 2
             and all(isinstance(v, int) for v in size)):

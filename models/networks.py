@@ -72,6 +72,11 @@ class DenseAutoencoder(AutoencoderNet):
         return self.decoder(z.flatten(1)).view(-1, self.channels, self.size, self.size)
 
 
+def full_precision(x):
+    """Switch autocast off (for layers whose rounding to bf16 would show in the picture)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def conv3(cin, cout, stride=1):
     return nn.Conv2d(cin, cout, 3, stride, 1)
 
@@ -131,14 +136,17 @@ class ConvAutoencoder(AutoencoderNet):
     def encode_moments(self, x):
         x = x * 2.0 - 1.0
         h = self.encoder(x)
-        linear = self.enc_linear(F.pixel_unshuffle(x, self.f))
+        with full_precision(x):  # the linear path carries most of the image: keep it out of bf16
+            linear = self.enc_linear(F.pixel_unshuffle(x.float(), self.f))
         if not self.variational:
             return h + linear, None
         mean, logvar = h.chunk(2, dim=1)
         return mean + linear, logvar.clamp(-30.0, 20.0)
 
     def decode_raw(self, z):
-        return self.decoder(z) + F.pixel_shuffle(self.dec_linear(z), self.f) + 0.5
+        with full_precision(z):
+            linear = F.pixel_shuffle(self.dec_linear(z.float()), self.f)
+        return self.decoder(z) + linear + 0.5
 
     @torch.no_grad()
     def init_linear_from(self, images, max_rows=200_000):

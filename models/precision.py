@@ -26,3 +26,9 @@ def autocast_dtype(precision, device):
     if precision == "fp32" or (precision == "auto" and not bf16_is_native(device)):
         return None
     return torch.bfloat16
+
+
+def inference_dtype(config, device):
+    """Autocast dtype for encoding/decoding: bf16 for conv models where native (their float32 linear
+    path keeps the result within a fraction of 1/255 of float32); dense models are too small to gain."""
+    return None if config["architecture"] == "dense" else autocast_dtype("auto", device)

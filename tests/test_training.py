@@ -186,7 +186,7 @@ def test_a_loss_that_turns_nan_stops_early_with_finite_weights(images, monkeypat
 
 
 def test_a_real_blow_up_from_a_huge_learning_rate_is_caught(images):
-    out = train(tiny_ae("conv"), images, TrainSettings(steps=40, batch_size=4, learning_rate=1.0))
+    out = train(tiny_ae("conv"), images, TrainSettings(steps=40, batch_size=4, learning_rate=10.0))
     assert "stopped_early" in out.state.summary
     assert all(torch.isfinite(p).all() for p in out.model.parameters())
     assert out.state.step < 40 and len(out.state.loss_history) == out.state.step

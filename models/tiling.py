@@ -1,0 +1,132 @@
+"""Running a conv model over big images: passes sized to a memory budget, and tiles with blended overlaps.
+
+A whole 4096x4096 painting needs gigabytes of activations in one pass, so images too big for
+``MEMORY_BUDGET`` are cut into tiles on the latent grid. Each tile is computed with a margin of
+context as wide as the network's receptive field (``context_cells``), so the kept part of a tile
+equals what the whole-image pass gives; neighbouring tiles then cross-fade over ``BLEND`` cells on
+each side of their border, so a model deeper than the context cap still leaves no visible seam.
+"""
+import math
+
+import torch
+import torch.nn as nn
+
+MEMORY_BUDGET = 384 << 20  # bytes of activations one forward pass may hold
+ACTIVATIONS_LIVE = 3.5     # widest feature map's copies alive at once (measured: 3.3 at 2048x2048)
+BLEND = 2                  # latent cells of linear cross-fade on each side of a tile border
+MAX_CONTEXT = 16           # latent cells of context at most; beyond it deep models get the blend only
+
+
+def _reach(module, scale):
+    """How far (in input units) one output value of ``module`` looks beyond its own cell, and the
+    input units per output cell after it. Conservative for nearest upsampling."""
+    if isinstance(module, nn.Conv2d):
+        return (module.kernel_size[0] // 2) * module.dilation[0] * scale, scale * module.stride[0]
+    if isinstance(module, nn.PixelUnshuffle):
+        return (module.downscale_factor - 1) * scale, scale * module.downscale_factor
+    if isinstance(module, nn.PixelShuffle):
+        return 0.0, scale / module.upscale_factor
+    if isinstance(module, nn.Upsample):
+        return scale, scale / module.scale_factor
+    reach = 0.0
+    for child in module.children():   # a chain (Sequential) or a residual block around one
+        r, scale = _reach(child, scale)
+        reach += r
+    return reach, scale
+
+
+def context_cells(net):
+    """(encoder, decoder) receptive-field radius of a conv model, in latent cells."""
+    enc, _ = _reach(net.encoder, 1.0)
+    dec, _ = _reach(net.decoder, 1.0)
+    return math.ceil(enc / net.f), math.ceil(dec)
+
+
+def bytes_per_pixel(net, dtype=None):
+    """Activation bytes per image pixel of a whole-image pass (the widest map runs at 1/2 scale)."""
+    itemsize = 2 if dtype in (torch.bfloat16, torch.float16) else 4
+    first = next((m for m in net.encoder.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None:  # dense: a few small vectors per image
+        return itemsize
+    stem = 4 if isinstance(net.encoder[0], nn.PixelUnshuffle) else 1
+    return ACTIVATIONS_LIVE * first.out_channels * itemsize / stem
+
+
+def _spans(n, tile):
+    """[start, end) cells of about equal tiles of at most ``tile`` cells covering 0..n."""
+    k = -(-n // tile)
+    edges = [round(i * n / k) for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _ramp(lo, hi, start, end, n, cell, blend):
+    """Weights of output pixels [lo*cell, hi*cell) of the tile whose core is cells [start, end):
+    1 inside, a linear fade over the 2*blend cells around each inner border. A neighbour's fade
+    is the complement, so the weights of overlapping tiles sum to exactly 1."""
+    p = torch.arange(lo * cell, hi * cell, dtype=torch.float64) + 0.5
+    band = 2 * blend * cell
+    w = torch.ones_like(p)
+    if band and start > 0:
+        w = torch.minimum(w, ((p - (start - blend) * cell) / band).clamp(0, 1))
+    if band and end < n:
+        w = torch.minimum(w, (((end + blend) * cell - p) / band).clamp(0, 1))
+    return w.float()
+
+
+def tiled(fn, x, cell_in, cell_out, tile, context, blend=BLEND):
+    """Apply ``fn`` (one model half) to ``x`` [B,C,H,W] in tiles of ``tile`` latent cells, each with
+    ``context`` cells of input around it and ``blend`` cells of cross-fade; returns the blended float32 result on the CPU.
+
+    ``cell_in`` / ``cell_out``: pixels per latent cell on the input / output side (f and 1 to
+    encode, 1 and f to decode)."""
+    gh, gw = x.shape[-2] // cell_in, x.shape[-1] // cell_in
+    blend = min(blend, context)   # a tile can only fade over cells it computed
+    out = None
+    for y0, y1 in _spans(gh, tile):
+        ky0, ky1, cy0, cy1 = max(0, y0 - blend), min(gh, y1 + blend), max(0, y0 - context), min(gh, y1 + context)
+        wy = _ramp(ky0, ky1, y0, y1, gh, cell_out, blend)
+        for x0, x1 in _spans(gw, tile):
+            kx0, kx1 = max(0, x0 - blend), min(gw, x1 + blend)
+            cx0, cx1 = max(0, x0 - context), min(gw, x1 + context)
+            y = fn(x[..., cy0 * cell_in:cy1 * cell_in, cx0 * cell_in:cx1 * cell_in])
+            y = y[..., (ky0 - cy0) * cell_out:(ky1 - cy0) * cell_out,
+                  (kx0 - cx0) * cell_out:(kx1 - cx0) * cell_out].float().cpu()
+            if out is None:
+                out = torch.zeros(x.shape[0], y.shape[1], gh * cell_out, gw * cell_out)
+            w = wy[:, None] * _ramp(kx0, kx1, x0, x1, gw, cell_out, blend)[None, :]
+            out[..., ky0 * cell_out:ky1 * cell_out, kx0 * cell_out:kx1 * cell_out].addcmul_(y, w)
+    return out
+
+
+def _tile_cells(net, dtype, context, budget):
+    """The largest tile (in latent cells) whose pass, context included, fits the budget."""
+    side = math.sqrt(budget / bytes_per_pixel(net, dtype)) / net.f
+    return max(int(side) - 2 * context, 2 * context, 4 * BLEND)
+
+
+def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, budget):
+    """Whole passes of as many items as fit the budget, or tiles when one item alone does not."""
+    budget = budget or MEMORY_BUDGET
+    per_item = bytes_per_pixel(net, dtype) * pixels_per_item
+    with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        if per_item > budget:
+            context = min(context_cells(net)[half], MAX_CONTEXT) + BLEND
+            tile = _tile_cells(net, dtype, context, budget)
+            return torch.cat([tiled(fn, x[i:i + 1].to(device), cell_in, cell_out, tile, context)
+                              for i in range(x.shape[0])])
+        n = max(1, int(budget // per_item))
+        return torch.cat([fn(x[i:i + n].to(device)).float().cpu() for i in range(0, x.shape[0], n)])
+
+
+@torch.no_grad()
+def encode(net, x, device="cpu", dtype=None, budget=None):
+    """Images [B,3,H,W] (H, W divisible by the downscale) -> latents, float32 on the CPU."""
+    return _run(net.encode, x, device, dtype, x.shape[-2] * x.shape[-1], getattr(net, "f", 1), 1, 0, net, budget)
+
+
+@torch.no_grad()
+def decode(net, z, device="cpu", dtype=None, budget=None):
+    """Latents [B,C,h,w] -> images [B,3,h*f,w*f] in 0..1, float32 on the CPU."""
+    f = getattr(net, "f", 1)
+    pixels = net.size ** 2 if hasattr(net, "size") else z.shape[-2] * z.shape[-1] * f ** 2  # dense: fixed size
+    return _run(lambda t: net.decode(t.float()), z, device, dtype, pixels, 1, f, 1, net, budget)
