@@ -132,7 +132,7 @@ def fit_mask(mask, like, feather=0.0):
     if m.ndim != 3 or 0 in m.shape:
         raise ValueError(f"a mask must be a non-empty [H,W] or [B,H,W], got {list(mask.shape)}")
     m = F.interpolate(m[:, None], size=like.shape[-2:], mode="area" if m.shape[-1] >= like.shape[-1] else "bilinear")
-    if feather > 0:
+    if feather > 1e-3:  # below that the blur is invisible, and a tiny one would divide 0 by 0
         r = max(1, int(3 * feather))
         x = torch.arange(-r, r + 1, dtype=like.dtype)
         k = torch.exp(-x ** 2 / (2 * feather ** 2))

@@ -491,3 +491,16 @@ def test_a_blow_up_is_named_on_the_loss_curve_and_forgotten_by_the_next_good_run
     monkeypatch.setattr(Trainer, "step", real_step)
     again = call("AtelierTrainAutoencoder", autoencoder=ae, **args)[0]
     assert "stopped_early" not in again.state.summary and titles[-1] == "training loss"
+
+
+@pytest.mark.parametrize("feather", [2.5e-100, 1e-6, 1e-3, 0.5])
+def test_a_tiny_feather_gives_a_finite_collage(feather):
+    """Found by the long fuzz run: a feather of 1e-100 once made a 0/0 Gaussian and a NaN latent."""
+    a, b = torch.randn(1, 4, 3, 3), torch.randn(1, 4, 3, 3)
+    mask = torch.zeros(3, 3)
+    mask[:, :1] = 1
+    (out,) = call("AtelierLatentCollage", latent_a={"samples": a}, latent_b={"samples": b}, mask=mask,
+                  split="left-right", position=0.5, feather=feather)
+    assert torch.isfinite(out["samples"]).all()
+    if feather <= 1e-3:
+        assert torch.equal(out["samples"][..., :1], a[..., :1]) and torch.equal(out["samples"][..., 1:], b[..., 1:])
