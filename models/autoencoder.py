@@ -34,6 +34,9 @@ class Autoencoder:
         # tell a latent that came from a different model.
         self.model_id = model_id or uuid.uuid4().hex
         self.name = name
+        # When and by which pack version the file it was loaded from was saved (for the model card);
+        # empty for a model made or trained in this session.
+        self.origin = {}
 
     @classmethod
     def new(cls, config, seed=0):

@@ -51,21 +51,34 @@ def to_tensors(ae):
     return out
 
 
-def card_text(ae):
-    return f"Autoencoder Atelier {__version__} model\n{ae.describe()}"
+SAVED_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?(\.\d+)?([+-]\d{2}:\d{2}|Z)?")
+VERSION_RE = re.compile(r"\d{1,4}\.\d{1,4}\.\d{1,4}[0-9A-Za-z.+-]{0,16}")
+
+
+def card_text(ae, saved=None, version=None):
+    """The model card: architecture, size, training (steps, number of images), save date and pack version.
+    Without ``saved``/``version`` it describes where a loaded model came from (``ae.origin``)."""
+    saved = saved or ae.origin.get("saved")
+    version = version or ae.origin.get("pack_version") or (None if ae.origin else __version__)
+    lines = [f"Autoencoder Atelier {version or '(unknown version)'} model", ae.describe()]
+    if saved:
+        lines.append(f"saved {saved[:10]} {saved[11:16]} UTC" if saved.endswith(("+00:00", "Z"))
+                     else f"saved {saved}")
+    return "\n".join(lines)
 
 
 def to_metadata(ae):
     training = {"step": ae.state.step, "summary": ae.state.summary}
+    saved = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "config": json.dumps(ae.config, sort_keys=True),
         "model_id": ae.model_id,
         "training": json.dumps(training, sort_keys=True),
-        "card": card_text(ae),
+        "card": card_text(ae, saved, __version__),
         "pack_version": __version__,
-        "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "saved": saved,
     }
 
 
@@ -266,4 +279,23 @@ def load_autoencoder(path, device="cpu"):
     state = TrainState(step=step, optimizer=optimizer, loss_history=history, summary=summary,
                        latent_stats=stats if stats and len(stats) == 2 else None)
     name = os.path.splitext(os.path.basename(path))[0]
-    return Autoencoder(config, net.to(device), state, model_id, name)
+    ae = Autoencoder(config, net.to(device), state, model_id, name)
+    ae.origin = _origin(meta)
+    return ae
+
+
+def _origin(meta):
+    """Save date and pack version for the model card, kept only when they look like what we write."""
+    return {k: meta[k] if pattern.fullmatch(meta.get(k, "")) else ""
+            for k, pattern in (("saved", SAVED_RE), ("pack_version", VERSION_RE))}
+
+
+def read_card(path):
+    """The model card of a file without reading its weights (the network is only built on the meta device)."""
+    config, _card, meta = read_info(path)
+    step, summary = _training_state(path, meta)
+    with torch.device("meta"):
+        net = build_network(config)
+    ae = Autoencoder(config, net, TrainState(step=step, summary=summary))
+    ae.origin = _origin(meta)
+    return card_text(ae)

@@ -1,9 +1,10 @@
 """Thin ComfyUI node classes (V1 API) over the pure-torch core in ../models."""
+from . import bridge
 from .explore_nodes import AtelierLatentDirections, AtelierLatentEdit, AtelierVisualizeLatent
 from .image_nodes import AtelierImageGrid, AtelierLoadImageFolder
 from .latent_nodes import (AtelierDecode, AtelierEncode, AtelierLatentCollage, AtelierLatentMix, AtelierLatentStyleMix,
                            AtelierLatentWalk, AtelierSampleLatent)
-from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder
+from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder, model_card
 from .restore_node import AtelierRestore
 from .train_node import AtelierTrainAutoencoder
 
@@ -70,3 +71,6 @@ SEARCH_ALIASES = {
 }
 for _node_id, _aliases in SEARCH_ALIASES.items():
     NODE_CLASS_MAPPINGS[_node_id].SEARCH_ALIASES = _aliases
+
+# Load Autoencoder shows the chosen model's card as soon as it is picked (web/atelier.js asks here).
+bridge.add_text_route("/atelier/model_card", model_card)

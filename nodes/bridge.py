@@ -68,6 +68,28 @@ def list_models():
     return sorted(found)
 
 
+def add_text_route(path, text_of):
+    """Serve GET ``path?name=...`` on ComfyUI's server as {"text": text_of(name)}, or {"error": ...} with 404
+    when it raises ValueError; computed off the event loop. Nothing happens outside ComfyUI."""
+    try:
+        import asyncio
+
+        from aiohttp import web
+        from server import PromptServer
+        routes = PromptServer.instance.routes
+    except (ImportError, AttributeError):
+        return
+
+    async def handler(request):
+        try:
+            text = await asyncio.get_running_loop().run_in_executor(None, text_of, request.query.get("name", ""))
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=404)
+        return web.json_response({"text": text})
+
+    routes.get(path)(handler)
+
+
 def output_dir():
     return _fp.get_output_directory() if IN_COMFYUI else _headless_dir("output", "ATELIER_OUTPUT_DIR", "output")
 

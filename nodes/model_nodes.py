@@ -68,6 +68,15 @@ def resolve_model_path(name):
                      "refresh the list (press R) or check the file was saved")
 
 
+def model_card(name):
+    """The card of a model in the loader's list, read from the file's header (weights stay on disk)."""
+    path = resolve_model_path(name)
+    try:
+        return storage.read_card(path)
+    except storage.ModelFileError as e:
+        raise ValueError(f"Atelier Load Autoencoder: {e}") from None
+
+
 class AtelierLoadAutoencoder:
     DESCRIPTION = ("Loads an autoencoder saved with Save Autoencoder (a .safetensors file in models/autoencoders), "
                    "ready to encode, decode or train further. Only safetensors files are read, never pickles.")

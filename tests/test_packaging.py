@@ -1,4 +1,4 @@
-"""The pack as users meet it: registry metadata, licence, changelog, requirements, node search words."""
+"""The pack as users meet it: registry metadata, licence, changelog, requirements, node search, model card."""
 import os
 import re
 import subprocess
@@ -7,9 +7,15 @@ import sys
 import pytest
 from PIL import Image
 
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 import autoencoder_atelier
+from autoencoder_atelier.models import storage
+from autoencoder_atelier.models.train import TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from helpers import ROOT
+from autoencoder_atelier.nodes.model_nodes import model_card
+from helpers import ROOT, procedural, tiny_ae
 
 try:
     import tomllib
@@ -146,3 +152,33 @@ def test_output_names_read_well_on_the_canvas():
         names = cls.RETURN_NAMES
         assert len(names) == len(cls.RETURN_TYPES) == len(set(names)), node_id
         assert all(re.fullmatch(r"[a-z][a-z_0-9]{1,20}", n) for n in names), (node_id, names)
+
+
+# -- the model card --------------------------------------------------------------------------------------
+
+def test_model_card_in_the_file_and_on_the_load_node(tmp_dirs):
+    ae = train(tiny_ae("conv", latent_channels=4), procedural(5, 32), TrainSettings(steps=3, batch_size=2))
+    path = storage.save_autoencoder(ae, tmp_dirs.models / "carded.safetensors")
+    _config, card, meta = storage.read_info(path)
+    lines = card.splitlines()
+    assert lines[0] == f"Autoencoder Atelier {autoencoder_atelier.__version__} model"
+    assert lines[1].startswith("conv autoencoder, ") and "parameters" in lines[1]
+    assert "trained 3 steps on 5 images" in card
+    assert lines[-1] == f"saved {meta['saved'][:10]} {meta['saved'][11:16]} UTC"
+
+    out = NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"]().load("carded.safetensors")
+    assert out["result"][1] == card and out["ui"]["text"] == [card]   # STRING output and the text on the node
+    assert model_card("carded.safetensors") == card   # what the UI shows as soon as the model is picked
+    with pytest.raises(ValueError, match="was not found"):
+        model_card("missing.safetensors")
+
+
+def test_model_card_shows_only_plausible_dates_and_versions(tmp_dirs):
+    """Metadata is hostile: a forged date or version never reaches the card."""
+    path = storage.save_autoencoder(tiny_ae("conv"), tmp_dirs.models / "m.safetensors")
+    with safe_open(path, "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, path, {**meta, "saved": "<img src=x onerror=alert(1)>", "pack_version": "9" * 500})
+    card = NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"]().load("m.safetensors")["result"][1]
+    assert "<img" not in card and "999" not in card and "saved" not in card
+    assert card.startswith("Autoencoder Atelier (unknown version) model\nconv autoencoder")

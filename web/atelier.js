@@ -1,9 +1,42 @@
 // Shows text that Autoencoder Atelier nodes report (the saved model's path, a loaded model's card)
 // on the node itself, in a read-only box that is never saved into workflows or prompts.
 import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 import { ComfyWidgets } from "../../scripts/widgets.js";
 
 const SHOW_TEXT = { AtelierSaveAutoencoder: "saved_to", AtelierLoadAutoencoder: "model_info" };
+
+function showText(node, name, text) {
+  let widget = node.widgets?.find((w) => w.name === name);
+  if (!widget) {
+    widget = ComfyWidgets.STRING(node, name, ["STRING", { multiline: true }], app).widget;
+    widget.serialize = false;
+    widget.options = { ...(widget.options ?? {}), serialize: false };
+    if (widget.inputEl) {
+      widget.inputEl.readOnly = true;
+      widget.inputEl.style.opacity = 0.75;
+    }
+  }
+  widget.value = text;
+  // Grow the node (never shrink it) so the whole text is readable without resizing by hand.
+  const [w, h] = node.size;
+  const [cw, ch] = node.computeSize();
+  node.setSize([Math.max(w, cw), Math.max(h, ch, 130 + 15 * text.split("\n").length)]);
+  app.graph?.setDirtyCanvas(true, true);
+}
+
+// The card of the model picked in Load Autoencoder, read from the file's header by the pack's route.
+async function showCard(node) {
+  const name = node.widgets?.find((w) => w.name === "ae_name")?.value;
+  if (typeof name !== "string" || !name.endsWith(".safetensors")) return;
+  try {
+    const res = await api.fetchApi(`/atelier/model_card?name=${encodeURIComponent(name)}`);
+    const body = await res.json();
+    showText(node, "model_info", body.text ?? body.error ?? "");
+  } catch {
+    // No route (an older pack on the server): the card still appears when the node runs.
+  }
+}
 
 app.registerExtension({
   name: "AutoencoderAtelier.ShowText",
@@ -13,19 +46,19 @@ app.registerExtension({
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       onExecuted?.apply(this, arguments);
-      const text = (message?.text ?? []).join("\n");
-      let widget = this.widgets?.find((w) => w.name === name);
-      if (!widget) {
-        widget = ComfyWidgets.STRING(this, name, ["STRING", { multiline: true }], app).widget;
-        widget.serialize = false;
-        widget.options = { ...(widget.options ?? {}), serialize: false };
-        if (widget.inputEl) {
-          widget.inputEl.readOnly = true;
-          widget.inputEl.style.opacity = 0.75;
-        }
-      }
-      widget.value = text;
-      app.graph?.setDirtyCanvas(true, true);
+      showText(this, name, (message?.text ?? []).join("\n"));
     };
+  },
+  nodeCreated(node) {
+    if (node.comfyClass !== "AtelierLoadAutoencoder") return;
+    const widget = node.widgets?.find((w) => w.name === "ae_name");
+    if (!widget) return;
+    const callback = widget.callback;
+    widget.callback = function () {
+      const result = callback?.apply(this, arguments);
+      showCard(node);
+      return result;
+    };
+    setTimeout(() => showCard(node), 0); // after a loaded workflow has set the widget's value
   },
 });

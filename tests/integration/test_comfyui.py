@@ -14,6 +14,7 @@ The browser tests drive ComfyUI's real frontend in Debian's chromium through Pla
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -195,6 +196,16 @@ def test_train_on_a_folder_then_mix_then_mnist(server):
     assert os.path.exists(os.path.join(server.dirs["models"], "atelier", "mnist_dense_00001.safetensors"))
 
 
+def test_model_card_route(server):
+    """What Load Autoencoder shows as soon as a model is picked (web/atelier.js asks this route)."""
+    card = server.get("/atelier/model_card?name=atelier/my_style_00001.safetensors")["text"]
+    assert card.startswith("Autoencoder Atelier ") and "conv autoencoder" in card and "trained 40 steps" in card
+    for bad in ("../../etc/passwd", "atelier/none.safetensors"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            server.get(f"/atelier/model_card?name={bad}")
+        assert e.value.code == 404 and "Atelier Load Autoencoder" in json.loads(e.value.read())["error"]
+
+
 def test_interrupt_stops_training_within_two_seconds(server):
     before = set(os.listdir(server.dirs["models"]))
     prompt = api_prompt(server, "atelier_train_on_a_folder", ["steps=100000", "filename_prefix=interrupted"])
@@ -363,6 +374,16 @@ def test_every_workflow_runs_from_the_frontend(server, page, tmp_path):
         print(f"{name}: ran in {time.time() - t:.1f}s from the frontend ({', '.join(changed)}), "
               f"{len(files)} files")
         page.wait_for_load_state("networkidle")
+        # The web extension shows the model card on Load Autoencoder and the written file on Save Autoencoder.
+        shown = page.evaluate("""() => window.comfyAPI.app.app.graph._nodes
+            .filter(n => n.type === "AtelierLoadAutoencoder" || n.type === "AtelierSaveAutoencoder")
+            .map(n => [n.type, n.widgets.find(w => w.name === "model_info" || w.name === "saved_to")?.value ?? ""])""")
+        for node_type, text in shown:
+            if node_type == "AtelierLoadAutoencoder":
+                assert re.match(r"Autoencoder Atelier \S+ model\n", text) and "trained" in text and "saved 2" in text, \
+                    f"{name}: the model card is not shown: {text!r}"
+            else:
+                assert text.endswith(".safetensors"), f"{name}: the saved path is not shown: {text!r}"
         page.evaluate("() => window.comfyAPI.app.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
         page.wait_for_timeout(800)
         # The graph's bounding box on screen (canvas coordinates through the view's offset and scale).
