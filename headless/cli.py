@@ -4,6 +4,7 @@
     python atelier.py run workflows/atelier_train_on_a_folder.json --set folder=/path/to/art --set steps=2000
     python atelier.py convert workflows/atelier_train_on_a_folder.json   # UI -> API JSON
     python atelier.py make-data art ./input/my_art                       # procedural images to play with
+    python atelier.py bench --quick                                      # speed figures (bench/RESULTS.md)
 """
 import argparse
 import json
@@ -102,6 +103,18 @@ def cmd_demo(args):
     print(f"demo finished in {time.perf_counter() - t:.0f}s; outputs in {bridge.output_dir()}")
 
 
+def cmd_bench(args):
+    # bench/ sits beside the pack's code in a clone and is not imported by ComfyUI; its scripts import
+    # each other by plain name, as when run as `python bench/suite.py`.
+    folder = os.path.join(ROOT, "bench")
+    if not os.path.isfile(os.path.join(folder, "suite.py")):
+        raise ValueError(f"no benchmarks in {folder}; they come with a clone of the repository")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import suite
+    return suite.main(args.bench_args)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="atelier.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,15 +144,21 @@ def main(argv=None):
     p.add_argument("--from-npz", help="digits: write the images of this .npz (key 'data', uint8 [N,H,W]) instead")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_data)
-    args = ap.parse_args(argv)
+    p = sub.add_parser("bench", help="speed benchmarks against same-run baselines (options: python atelier.py "
+                       "bench --help)", add_help=False)
+    p.set_defaults(func=cmd_bench)
+    args, rest = ap.parse_known_args(argv)
+    if args.command != "bench" and rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.bench_args = rest
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     bridge.configure(args.models_dir, args.output_dir, args.input_dir)
     try:
-        args.func(args)
+        code = args.func(args)
     except (workflow.WorkflowError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing was saved by the node that was running", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

@@ -92,6 +92,8 @@ class Trainer:
             self.ae = autoencoder.clone()
             self.net = self.ae.model.to(self.device, memory_format=self.memory_format)
             self.net.train()
+            # Once, not every batch: the images in the model's own channels (luma for grayscale models).
+            self.data = self.net.to_model_channels(self.data)
             self.opt = torch.optim.AdamW(self.net.parameters(), lr=s.learning_rate, betas=(0.9, 0.99),
                                          weight_decay=0.0)
             self._restore_optimizer(self.ae.state.optimizer)
@@ -153,10 +155,14 @@ class Trainer:
         top = torch.randint(h - ch + 1, (b,), generator=g)
         left = torch.randint(w - cw + 1, (b,), generator=g)
         flip = torch.rand(b, generator=g) < (0.5 if self.settings.flip else 0.0)
-        crops = [self.data[i, :, t:t + ch, l:l + cw] for i, t, l in zip(idx.tolist(), top.tolist(), left.tolist())]
-        x = torch.stack(crops)
-        x = torch.where(flip.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
-        return self.net.to_model_channels(x).contiguous(memory_format=self.memory_format), g
+        if (ch, cw) == (h, w):  # whole images (dense models): one gather instead of a slice per image
+            x = self.data[idx.to(self.device)]
+        else:
+            x = torch.stack([self.data[i, :, t:t + ch, l:l + cw]
+                             for i, t, l in zip(idx.tolist(), top.tolist(), left.tolist())])
+        if self.settings.flip:
+            x = torch.where(flip.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
+        return x.contiguous(memory_format=self.memory_format), g
 
     def learning_rate(self, i):
         """Linear warmup (fresh models only), then cosine decay to 10% over this run."""
@@ -261,7 +267,7 @@ class Trainer:
         st = self.ae.state
         st.loss_history = self.history[-HISTORY_LIMIT:]
         recent = self.history[-20:]
-        sample = self.net.to_model_channels(self.sample_images())
+        sample = self.sample_images()
         with torch.no_grad():
             quality = psnr(self.net.reconstruct(sample), sample)
         st.summary.update({

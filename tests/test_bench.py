@@ -1,0 +1,49 @@
+"""The benchmark machinery (not the figures: speed is measured by `atelier.py bench`, never asserted here)."""
+import json
+import os
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import suite  # noqa: E402
+import timing  # noqa: E402
+
+from autoencoder_atelier.headless import cli  # noqa: E402
+
+
+def test_interleaved_runs_in_turns_and_takes_medians():
+    order = []
+    values = {"a": iter([5, 1, 3]), "b": iter([{"x": 2}, {"x": 9}, {"x": 4}])}
+    med, raw = timing.interleaved({"a": lambda: order.append("a") or next(values["a"]),
+                                   "b": lambda: order.append("b") or next(values["b"])}, 3)
+    assert order == ["a", "b"] * 3
+    assert med == {"a": 3, "b": {"x": 4}} and raw["a"] == [5, 1, 3]
+
+
+def test_step_clock_skips_the_first_step():
+    clock = timing.StepClock("cpu", items_per_step=10)
+    clock.times = [5.0, 6.0, 7.0, 8.0]   # ends of steps: the first took 5 s (warm-up), then 1 s per step
+    assert clock.rate() == pytest.approx(10.0)
+    with pytest.raises(RuntimeError):
+        timing.StepClock("cpu", 1).rate()
+
+
+def test_the_bench_command_writes_json_and_markdown(tmp_path, capsys):
+    assert cli.main(["bench", "--quick", "--only", "load", "--out", str(tmp_path)]) == 0
+    written = sorted(os.listdir(tmp_path))
+    assert [os.path.splitext(n)[1] for n in written] == [".json", ".md"]
+    report = json.loads((tmp_path / written[0]).read_text())
+    assert report["machine"]["torch"] and len(report["rows"]) == 3
+    assert all(r["figure"] == 7 and r["baseline"] > 0 and r["candidate"] > 0 for r in report["rows"])
+    table = (tmp_path / written[1]).read_text()
+    assert "| 7 | load conv f8c8w32: ms |" in table and table == suite.markdown(report)
+
+
+def test_the_bench_command_refuses_unknown_groups_and_devices(capsys):
+    assert cli.main(["bench", "--only", "train,nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+    if not __import__("torch").cuda.is_available():
+        assert cli.main(["bench", "--device", "cuda"]) == 2
