@@ -48,8 +48,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "AtelierRestore": "Restore Damaged Image (Atelier)",
 }
 
-# Words an artist might type into the node search besides the display name. ComfyUI servers newer
-# than 0.3.64 send a class's SEARCH_ALIASES to the frontend, whose search (1.3x and later) matches them.
+# Words an artist might type into the node search besides the display name. Newer ComfyUI servers send a
+# class's SEARCH_ALIASES to the frontend, whose node search matches them (1.27 only matches names).
 SEARCH_ALIASES = {
     "AtelierNewAutoencoder": ["new model", "create autoencoder", "vae", "train from scratch", "untrained"],
     "AtelierLoadAutoencoder": ["load model", "open model", "checkpoint", "model card", "vae loader"],
@@ -72,5 +72,7 @@ SEARCH_ALIASES = {
 for _node_id, _aliases in SEARCH_ALIASES.items():
     NODE_CLASS_MAPPINGS[_node_id].SEARCH_ALIASES = _aliases
 
-# Load Autoencoder shows the chosen model's card as soon as it is picked (web/atelier.js asks here).
-bridge.add_text_route("/atelier/model_card", model_card)
+# For web/atelier.js: the card of the model picked in Load Autoencoder, as soon as it is picked, and the
+# search aliases for frontends that match them when the server (ComfyUI 0.3.64 and older) does not send them.
+bridge.add_json_route("/atelier/model_card", lambda query: {"text": model_card(query.get("name", ""))})
+bridge.add_json_route("/atelier/search_aliases", lambda query: SEARCH_ALIASES)

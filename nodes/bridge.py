@@ -68,9 +68,9 @@ def list_models():
     return sorted(found)
 
 
-def add_text_route(path, text_of):
-    """Serve GET ``path?name=...`` on ComfyUI's server as {"text": text_of(name)}, or {"error": ...} with 404
-    when it raises ValueError; computed off the event loop. Nothing happens outside ComfyUI."""
+def add_json_route(path, answer):
+    """Serve GET ``path`` on ComfyUI's server as JSON ``answer(query dict)``, or {"error": ...} with 404 when
+    it raises ValueError; computed off the event loop. Nothing happens outside ComfyUI."""
     try:
         import asyncio
 
@@ -82,10 +82,10 @@ def add_text_route(path, text_of):
 
     async def handler(request):
         try:
-            text = await asyncio.get_running_loop().run_in_executor(None, text_of, request.query.get("name", ""))
+            body = await asyncio.get_running_loop().run_in_executor(None, answer, dict(request.query))
         except ValueError as e:
             return web.json_response({"error": str(e)}, status=404)
-        return web.json_response({"text": text})
+        return web.json_response(body)
 
     routes.get(path)(handler)
 

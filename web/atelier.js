@@ -40,6 +40,18 @@ async function showCard(node) {
 
 app.registerExtension({
   name: "AutoencoderAtelier.ShowText",
+  // Search aliases for the node search box, when the server did not send them (ComfyUI 0.3.64 does not).
+  async addCustomNodeDefs(defs) {
+    if (!Object.values(defs).some((d) => d.name?.startsWith("Atelier") && !d.search_aliases?.length)) return;
+    try {
+      const aliases = await (await api.fetchApi("/atelier/search_aliases")).json();
+      for (const [name, words] of Object.entries(aliases)) {
+        if (defs[name] && !defs[name].search_aliases?.length) defs[name].search_aliases = words;
+      }
+    } catch {
+      // Without the route the nodes are still found by their names.
+    }
+  },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const name = SHOW_TEXT[nodeData.name];
     if (!name) return;
