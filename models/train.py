@@ -67,6 +67,16 @@ def images_to_bchw(images):
     return x.clamp_(0, 1)
 
 
+def adamw(params, lr):
+    """AdamW, fused into one kernel per tensor where this torch has it (CPU since 2.4): its step
+    is ~10x faster than the per-operation loop, which matters for small models and busy machines."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+
+
 class Trainer:
     def __init__(self, autoencoder, images, settings, device=None):
         s = settings
@@ -94,8 +104,7 @@ class Trainer:
             self.net.train()
             # Once, not every batch: the images in the model's own channels (luma for grayscale models).
             self.data = self.net.to_model_channels(self.data)
-            self.opt = torch.optim.AdamW(self.net.parameters(), lr=s.learning_rate, betas=(0.9, 0.99),
-                                         weight_decay=0.0)
+            self.opt = adamw(self.net.parameters(), s.learning_rate)
             self._restore_optimizer(self.ae.state.optimizer)
         self.start_step = self.ae.state.step
         self.history = list(self.ae.state.loss_history)
@@ -133,7 +142,8 @@ class Trainer:
             if entry is None or entry["exp_avg"].shape != p.shape:
                 log.warning("saved optimizer state does not fit this model; starting the optimizer afresh")
                 return
-            state[i] = {k: v.to(self.device) if k != "step" else v.clone() for k, v in entry.items()}
+            # Moments in their parameter's memory layout (channels_last): the fused step pairs them elementwise.
+            state[i] = {k: torch.empty_like(p).copy_(v) if k != "step" else v.clone() for k, v in entry.items()}
         sd = self.opt.state_dict()
         sd["state"] = state
         self.opt.load_state_dict(sd)

@@ -97,14 +97,16 @@ class AtelierTrainAutoencoder:
                              "GPU; load fewer or smaller images (Load Image Folder's count and size)")
         pbar = bridge.progress_bar(max(1, settings.steps))
         log_every = max(1, settings.steps // 20)
-        last_preview = [time.monotonic()]
+        next_preview = [time.monotonic() + PREVIEW_SECONDS]
 
         def on_step(done, total, value):
             preview = None
-            if time.monotonic() - last_preview[0] > PREVIEW_SECONDS or done == total:
+            now = time.monotonic()
+            if now > next_preview[0] or done == total:
                 with torch.inference_mode(False):
                     preview = ("JPEG", _pil(reconstruction_grid(trainer, 4)), 512)
-                last_preview[0] = time.monotonic()
+                # Previews of big crops are slow: keep them to about 1% of the training time.
+                next_preview[0] = time.monotonic() + max(PREVIEW_SECONDS, 100 * (time.monotonic() - now))
             pbar.update_absolute(done, total, preview)
             bridge.check_interrupted()
             if done % log_every == 0 or done == total:
