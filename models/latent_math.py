@@ -70,6 +70,7 @@ def mix(a, b, factor, mode, c=None):
     a, b = match_latent(a, b)
     if c is not None:
         a, c = match_latent(a, c)
+        a, b = match_latent(a, b)  # c's batch may have widened a's
     if mode == "lerp":
         return torch.lerp(a, b, factor)
     if mode == "slerp":

@@ -504,3 +504,12 @@ def test_a_tiny_feather_gives_a_finite_collage(feather):
     assert torch.isfinite(out["samples"]).all()
     if feather <= 1e-3:
         assert torch.equal(out["samples"][..., :1], a[..., :1]) and torch.equal(out["samples"][..., 1:], b[..., 1:])
+
+
+@pytest.mark.parametrize("mode", ["lerp", "slerp", "add", "difference-add"])
+def test_a_batch_from_latent_c_is_paired_with_single_a_and_b(mode):
+    """Found by fuzzing: single A and B with a batch of 2 in C crashed slerp with a size mismatch."""
+    a, b, c = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2), torch.randn(2, 4, 2, 2)
+    (out,) = call("AtelierLatentMix", latent_a={"samples": a}, latent_b={"samples": b}, factor=0.5, mode=mode,
+                  latent_c={"samples": c})
+    assert out["samples"].shape == (2, 4, 2, 2) and torch.isfinite(out["samples"]).all()
