@@ -69,8 +69,9 @@ def list_models():
 
 
 def add_json_route(path, answer):
-    """Serve GET ``path`` on ComfyUI's server as JSON ``answer(query dict)``, or {"error": ...} with 404 when
-    it raises ValueError; computed off the event loop. Nothing happens outside ComfyUI."""
+    """Serve GET ``path`` on ComfyUI's server as JSON ``answer(query dict)``, or {"error": message} when it
+    raises ValueError (a normal answer for the UI, e.g. a workflow naming a model you do not have, so no
+    HTTP error in the browser console); computed off the event loop. Nothing happens outside ComfyUI."""
     try:
         import asyncio
 
@@ -84,7 +85,7 @@ def add_json_route(path, answer):
         try:
             body = await asyncio.get_running_loop().run_in_executor(None, answer, dict(request.query))
         except ValueError as e:
-            return web.json_response({"error": str(e)}, status=404)
+            return web.json_response({"error": str(e)})
         return web.json_response(body)
 
     routes.get(path)(handler)

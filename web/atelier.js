@@ -2,20 +2,22 @@
 // on the node itself, in a read-only box that is never saved into workflows or prompts.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { ComfyWidgets } from "../../scripts/widgets.js";
 
 const SHOW_TEXT = { AtelierSaveAutoencoder: "saved_to", AtelierLoadAutoencoder: "model_info" };
 
 function showText(node, name, text) {
   let widget = node.widgets?.find((w) => w.name === name);
   if (!widget) {
-    widget = ComfyWidgets.STRING(node, name, ["STRING", { multiline: true }], app).widget;
+    const box = document.createElement("textarea");
+    box.className = "comfy-multiline-input";
+    box.readOnly = true;
+    box.style.opacity = 0.75;
+    widget = node.addDOMWidget(name, "atelier_text", box, {
+      getValue: () => box.value,
+      setValue: (v) => { box.value = v; },
+      serialize: false,
+    });
     widget.serialize = false;
-    widget.options = { ...(widget.options ?? {}), serialize: false };
-    if (widget.inputEl) {
-      widget.inputEl.readOnly = true;
-      widget.inputEl.style.opacity = 0.75;
-    }
   }
   widget.value = text;
   // Grow the node (never shrink it) so the whole text is readable without resizing by hand.
