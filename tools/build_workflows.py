@@ -26,8 +26,29 @@ def NOTE(id, pos, text, box=(420, 200)):
     return {"id": id, "type": "Note", "pos": pos, "size": box, "text": text}
 
 
+# Heights ComfyUI's frontend (1.27) gives these nodes, below their ~30 px title: a box drawn smaller
+# grows on load and covers its neighbours. Save/Preview Image grow once they show a picture.
+TITLE = 30
+MIN_HEIGHT = {"AtelierTrainAutoencoder": 362, "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178,
+              "AtelierSampleLatent": 178, "AtelierLoadAutoencoder": 220, "SaveImage": 250, "PreviewImage": 250,
+              "LoadImage": 320}
+
+
+def check_layout(nodes):
+    """No node box (title included) may overlap another, at the sizes the frontend will give them."""
+    boxes = [(n, n["pos"][0], n["pos"][1] - TITLE, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+             for n in nodes]
+    for i, (a, ax0, ay0, ax1, ay1) in enumerate(boxes):
+        for b, bx0, by0, bx1, by1 in boxes[i + 1:]:
+            assert not (ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1), \
+                f"{a.get('title') or a['type']} ({a['id']}) overlaps {b.get('title') or b['type']} ({b['id']})"
+
+
 def build(nodes, links):
     """nodes: N()/NOTE() dicts; links: (from_id, from_output_name, to_id, to_input_name)."""
+    for n in nodes:
+        n["size"] = (n["size"][0], max(n["size"][1], MIN_HEIGHT.get(n["type"], 0)))
+    check_layout(nodes)
     by_id = {n["id"]: n for n in nodes}
     out_nodes, link_rows = [], []
     slots_in, slots_out = {}, {}
@@ -164,7 +185,7 @@ WORKFLOWS = {
         N(5, "SaveImage", (800, 160), "Loss curve", filename_prefix="atelier/loss_curve", box=(320, 260)),
         N(6, "SaveImage", (800, 460), "Reconstructions", filename_prefix="atelier/reconstructions",
           box=(320, 260)),
-        N(7, "AtelierLoadImageFolder", (400, 680), "Keyframes", folder="my_artworks", size=128,
+        N(7, "AtelierLoadImageFolder", (400, 740), "Keyframes", folder="my_artworks", size=128,
           mode="center-crop", count=4),
         N(8, "AtelierEncode", (800, 760), box=(240, 80)),
         N(9, "AtelierLatentWalk", (1080, 760), frames=13, method="slerp", easing="ease-in-out", loop=False,
@@ -181,8 +202,8 @@ WORKFLOWS = {
     "atelier_load_encode_mix_decode": build([
         NOTE(100, (20, 20), MIX_NOTE, box=(420, 200)),
         N(1, "AtelierLoadAutoencoder", (20, 260), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "LoadImage", (20, 400), "Image A", image="example.png", box=(320, 320)),
-        N(3, "LoadImage", (360, 400), "Image B", image="example.png", box=(320, 320)),
+        N(2, "LoadImage", (20, 530), "Image A", image="example.png", box=(320, 320)),
+        N(3, "LoadImage", (360, 530), "Image B", image="example.png", box=(320, 320)),
         N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
         N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
         N(6, "AtelierLatentMix", (1000, 300), factor=0.5, mode="slerp", box=(280, 130)),
@@ -212,29 +233,29 @@ WORKFLOWS = {
     "atelier_explore_latents": build([
         NOTE(100, (20, 20), EXPLORE_NOTE, box=(440, 220)),
         N(1, "AtelierLoadAutoencoder", (20, 280), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "AtelierLoadImageFolder", (20, 420), "My works", folder="my_artworks", size=128, mode="center-crop",
+        N(2, "AtelierLoadImageFolder", (20, 540), "My works", folder="my_artworks", size=128, mode="center-crop",
           count=8),
         N(3, "AtelierEncode", (400, 280), "Encode works", box=(240, 80)),
-        N(4, "AtelierLatentDirections", (680, 20), max_directions=8, box=(280, 80)),
-        N(5, "SaveImage", (1000, 20), "Direction chart", filename_prefix="atelier/direction_chart", box=(320, 200)),
-        N(6, "AtelierLatentEdit", (680, 160), index=0, strength=2.0, box=(280, 170)),
-        N(7, "AtelierDecode", (1000, 260), "Decode edits", box=(240, 60)),
-        N(8, "AtelierImageGrid", (1000, 340), "Edit grid", columns=8, padding=2, box=(240, 90)),
-        N(9, "SaveImage", (1300, 260), "Edited works", filename_prefix="atelier/direction_edit", box=(420, 200)),
-        N(10, "AtelierSampleLatent", (400, 480), batch_size=8, width=128, height=128, seed=0, temperature=1.0,
+        N(4, "AtelierLatentDirections", (700, 20), max_directions=8, box=(280, 80)),
+        N(5, "SaveImage", (1320, 20), "Direction chart", filename_prefix="atelier/direction_chart", box=(320, 200)),
+        N(6, "AtelierLatentEdit", (700, 140), index=0, strength=2.0, box=(280, 170)),
+        N(7, "AtelierDecode", (1020, 140), "Decode edits", box=(240, 60)),
+        N(8, "AtelierImageGrid", (1020, 240), "Edit grid", columns=8, padding=2, box=(240, 90)),
+        N(9, "SaveImage", (1320, 310), "Edited works", filename_prefix="atelier/direction_edit", box=(420, 200)),
+        N(10, "AtelierSampleLatent", (400, 420), batch_size=8, width=128, height=128, seed=0, temperature=1.0,
           box=(280, 190)),
-        N(11, "AtelierDecode", (700, 480), "Decode samples", box=(240, 60)),
-        N(12, "AtelierImageGrid", (700, 560), "Sample grid", columns=8, padding=2, box=(240, 90)),
-        N(13, "SaveImage", (1000, 480), "Samples", filename_prefix="atelier/samples", box=(420, 200)),
-        N(14, "LoadImage", (20, 700), "Image A (content)", image="example.png", box=(300, 300)),
-        N(15, "LoadImage", (340, 700), "Image B (style)", image="example.png", box=(300, 300)),
-        N(16, "AtelierEncode", (680, 720), "Encode A", box=(240, 80)),
-        N(17, "AtelierEncode", (680, 840), "Encode B", box=(240, 80)),
-        N(18, "AtelierLatentStyleMix", (960, 720), strength=1.0, box=(280, 110)),
-        N(19, "AtelierDecode", (1280, 720), "Decode style mix", box=(240, 60)),
-        N(20, "SaveImage", (1280, 800), "Style mix", filename_prefix="atelier/style_mix", box=(320, 280)),
-        N(21, "AtelierVisualizeLatent", (960, 880), mode="pca-rgb", scale=8, box=(280, 110)),
-        N(22, "SaveImage", (1620, 720), "Latent view", filename_prefix="atelier/latent_view", box=(320, 280)),
+        N(11, "AtelierDecode", (700, 420), "Decode samples", box=(240, 60)),
+        N(12, "AtelierImageGrid", (700, 520), "Sample grid", columns=8, padding=2, box=(240, 90)),
+        N(13, "SaveImage", (1020, 420), "Samples", filename_prefix="atelier/samples", box=(280, 250)),
+        N(14, "LoadImage", (20, 780), "Image A (content)", image="example.png", box=(300, 300)),
+        N(15, "LoadImage", (340, 780), "Image B (style)", image="example.png", box=(300, 300)),
+        N(16, "AtelierEncode", (700, 780), "Encode A", box=(240, 80)),
+        N(17, "AtelierEncode", (700, 900), "Encode B", box=(240, 80)),
+        N(18, "AtelierLatentStyleMix", (1020, 780), strength=1.0, box=(280, 110)),
+        N(19, "AtelierDecode", (1320, 780), "Decode style mix", box=(240, 60)),
+        N(20, "SaveImage", (1320, 880), "Style mix", filename_prefix="atelier/style_mix", box=(320, 280)),
+        N(21, "AtelierVisualizeLatent", (1020, 940), mode="pca-rgb", scale=8, box=(280, 110)),
+        N(22, "SaveImage", (1660, 780), "Latent view", filename_prefix="atelier/latent_view", box=(320, 280)),
     ], [
         (1, "autoencoder", 3, "autoencoder"), (2, "images", 3, "images"), (3, "latent", 4, "latents"),
         (4, "variance_chart", 5, "images"), (3, "latent", 6, "latent"), (4, "directions", 6, "directions"),
@@ -249,7 +270,7 @@ WORKFLOWS = {
     "atelier_walk_animation": build([
         NOTE(100, (20, 20), WALK_NOTE, box=(440, 220)),
         N(1, "AtelierLoadAutoencoder", (20, 280), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "AtelierLoadImageFolder", (20, 420), "Keyframes", folder="my_artworks", size=128, mode="center-crop",
+        N(2, "AtelierLoadImageFolder", (20, 540), "Keyframes", folder="my_artworks", size=128, mode="center-crop",
           count=4),
         N(3, "AtelierEncode", (400, 280), "Encode keyframes", box=(240, 80)),
         N(4, "AtelierLatentWalk", (680, 280), frames=48, method="slerp", easing="ease-in-out", loop=True,
@@ -264,8 +285,8 @@ WORKFLOWS = {
     "atelier_collage": build([
         NOTE(100, (20, 20), COLLAGE_NOTE, box=(440, 200)),
         N(1, "AtelierLoadAutoencoder", (20, 260), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "LoadImage", (20, 400), "Image A", image="example.png", box=(320, 320)),
-        N(3, "LoadImage", (360, 400), "Image B", image="example.png", box=(320, 320)),
+        N(2, "LoadImage", (20, 530), "Image A", image="example.png", box=(320, 320)),
+        N(3, "LoadImage", (360, 530), "Image B", image="example.png", box=(320, 320)),
         N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
         N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
         N(6, "AtelierLatentCollage", (1000, 260), split="left-right", position=0.5, feather=2.0, box=(300, 170)),
@@ -287,8 +308,8 @@ WORKFLOWS = {
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/restorer", box=(320, 90)),
         N(5, "PreviewImage", (800, 160), "Training reconstructions",
           box=(320, 260)),
-        N(6, "LoadImage", (400, 700), "Damaged artwork", image="example.png", box=(320, 340)),
-        N(7, "AtelierRestore", (800, 700), passes=2, box=(280, 100)),
+        N(6, "LoadImage", (400, 740), "Damaged artwork", image="example.png", box=(320, 340)),
+        N(7, "AtelierRestore", (800, 740), passes=2, box=(280, 100)),
         N(8, "SaveImage", (1120, 460), "Restored", filename_prefix="atelier/restored", box=(400, 420)),
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
