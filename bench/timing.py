@@ -64,6 +64,12 @@ def matmul_peak(device, dtype, n=2048, seconds=1.0):
     return 2 * n ** 3 * count / (time.perf_counter() - t)
 
 
+def rss_mb():
+    """This process's resident memory now (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 20
+
+
 def peak_rss_mb():
     """This process's resident-memory high-water mark (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
