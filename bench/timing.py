@@ -71,5 +71,7 @@ def rss_mb():
 
 
 def peak_rss_mb():
-    """This process's resident-memory high-water mark (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's resident-memory high-water mark. VmHWM, not ru_maxrss: a process started by a
+    big one inherits the parent's ru_maxrss across fork and exec, which would hide its own peak."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024

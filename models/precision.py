@@ -19,16 +19,17 @@ def bf16_is_native(device):
     return False
 
 
-def autocast_dtype(precision, device):
-    """The autocast dtype for a precision setting, or None for plain float32."""
+def autocast_dtype(precision, device, architecture="conv"):
+    """The autocast dtype for a precision setting, or None for plain float32. "auto" keeps dense
+    models in float32: their small matrix products gain less than the casts cost."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32" or (precision == "auto" and not bf16_is_native(device)):
+    if precision == "fp32" or (precision == "auto" and (architecture == "dense" or not bf16_is_native(device))):
         return None
     return torch.bfloat16
 
 
 def inference_dtype(config, device):
     """Autocast dtype for encoding/decoding: bf16 for conv models where native (their float32 linear
-    path keeps the result within a fraction of 1/255 of float32); dense models are too small to gain."""
-    return None if config["architecture"] == "dense" else autocast_dtype("auto", device)
+    path keeps the result within a fraction of 1/255 of float32)."""
+    return autocast_dtype("auto", device, config["architecture"])

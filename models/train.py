@@ -93,7 +93,7 @@ class Trainer:
         cfg = autoencoder.config
         self.crop = self._crop_size(cfg, *self.data.shape[-2:])
         try:
-            self.autocast = autocast_dtype(s.precision, self.device)
+            self.autocast = autocast_dtype(s.precision, self.device, autoencoder.config["architecture"])
         except ValueError as e:
             raise TrainingError(str(e)) from None
         # channels_last lets oneDNN/cuDNN pick their fast convolution kernels.
@@ -166,7 +166,7 @@ class Trainer:
         left = torch.randint(w - cw + 1, (b,), generator=g)
         flip = torch.rand(b, generator=g) < (0.5 if self.settings.flip else 0.0)
         if (ch, cw) == (h, w):  # whole images (dense models): one gather instead of a slice per image
-            x = self.data[idx.to(self.device)]
+            x = self.data.index_select(0, idx.to(self.device))
         else:
             x = torch.stack([self.data[i, :, t:t + ch, l:l + cw]
                              for i, t, l in zip(idx.tolist(), top.tolist(), left.tolist())])
