@@ -122,7 +122,7 @@ def conv_throughput(args):
         walls.append(wall - steps2 * b2 / rate)
         return rate
 
-    steps2 = 8 if args.quick else 16
+    steps2 = 8 if args.quick else 32
     med2, raw2 = interleaved({
         "plain fp32 channels_last": lambda: plain_rate(ae, data2, device, steps2, b2, torch.channels_last),
         "node fp32": node_fp32,
