@@ -72,9 +72,9 @@ class AtelierTrainAutoencoder:
                                 "(noise, grey holes, JPEG-like blocks, blur) and teach the model to paint back the "
                                 "clean one. Then repair damaged pictures with Restore Damaged Image."),
             "corruption_strength": FLOAT(0.5, 0.0, 1.0, "How bad the training damage is (0..1)."),
-            "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic where the processor or GPU runs it "
-                               "natively (about twice as fast, same quality), else float32. fp32 forces full "
-                               "precision."),
+            "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic for conv models where the processor or "
+                               "GPU runs it natively (about twice as fast, same quality), else float32. fp32 "
+                               "forces full precision."),
         }}
 
     def train(self, autoencoder, images, steps, batch_size, learning_rate, seed, loss,
