@@ -27,11 +27,13 @@ def NOTE(id, pos, text, box=(420, 200)):
 
 
 # Heights ComfyUI's frontend (1.27) gives these nodes, below their ~30 px title: a box drawn smaller
-# grows on load and covers its neighbours. Save/Preview Image grow once they show a picture.
+# grows on load and covers its neighbours. Train grows by its live preview, Save Autoencoder by the
+# saved path, Save/Preview Image by their picture.
 TITLE = 30
-MIN_HEIGHT = {"AtelierTrainAutoencoder": 362, "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178,
+MIN_HEIGHT = {"AtelierTrainAutoencoder": 640, "AtelierSaveAutoencoder": 170, "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178,
               "AtelierSampleLatent": 178, "AtelierLoadAutoencoder": 220, "SaveImage": 250, "PreviewImage": 250,
               "LoadImage": 320}
+MIN_WIDTH = {"AtelierEncode": 330, "AtelierDecode": 330}   # their display names set the title's width
 
 
 def check_layout(nodes):
@@ -47,7 +49,7 @@ def check_layout(nodes):
 def build(nodes, links):
     """nodes: N()/NOTE() dicts; links: (from_id, from_output_name, to_id, to_input_name)."""
     for n in nodes:
-        n["size"] = (n["size"][0], max(n["size"][1], MIN_HEIGHT.get(n["type"], 0)))
+        n["size"] = (max(n["size"][0], MIN_WIDTH.get(n["type"], 0)), max(n["size"][1], MIN_HEIGHT.get(n["type"], 0)))
     check_layout(nodes)
     by_id = {n["id"]: n for n in nodes}
     out_nodes, link_rows = [], []
@@ -182,16 +184,16 @@ WORKFLOWS = {
         N(3, "AtelierTrainAutoencoder", (400, 320), steps=600, batch_size=16, learning_rate=0.002, seed=0,
           loss="mse", crop_size=64, flip=True, box=(340, 300)),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/my_style", box=(320, 90)),
-        N(5, "SaveImage", (800, 160), "Loss curve", filename_prefix="atelier/loss_curve", box=(320, 260)),
-        N(6, "SaveImage", (800, 460), "Reconstructions", filename_prefix="atelier/reconstructions",
+        N(5, "SaveImage", (800, 230), "Loss curve", filename_prefix="atelier/loss_curve", box=(320, 260)),
+        N(6, "SaveImage", (800, 530), "Reconstructions", filename_prefix="atelier/reconstructions",
           box=(320, 260)),
-        N(7, "AtelierLoadImageFolder", (400, 740), "Keyframes", folder="my_artworks", size=128,
+        N(7, "AtelierLoadImageFolder", (400, 1000), "Keyframes", folder="my_artworks", size=128,
           mode="center-crop", count=4),
-        N(8, "AtelierEncode", (800, 760), box=(240, 80)),
-        N(9, "AtelierLatentWalk", (1080, 760), frames=13, method="slerp", easing="ease-in-out", loop=False,
+        N(8, "AtelierEncode", (800, 840), box=(240, 80)),
+        N(9, "AtelierLatentWalk", (1160, 840), frames=13, method="slerp", easing="ease-in-out", loop=False,
           box=(280, 150)),
-        N(10, "AtelierDecode", (1400, 760), box=(240, 60)),
-        N(11, "AtelierImageGrid", (1400, 860), columns=13, padding=2, box=(240, 90)),
+        N(10, "AtelierDecode", (1470, 840), box=(240, 60)),
+        N(11, "AtelierImageGrid", (1470, 940), columns=13, padding=2, box=(240, 90)),
         N(12, "SaveImage", (1180, 20), "Walk strip", filename_prefix="atelier/walk_strip", box=(480, 260)),
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
@@ -206,9 +208,9 @@ WORKFLOWS = {
         N(3, "LoadImage", (360, 530), "Image B", image="example.png", box=(320, 320)),
         N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
         N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
-        N(6, "AtelierLatentMix", (1000, 300), factor=0.5, mode="slerp", box=(280, 130)),
-        N(7, "AtelierDecode", (1320, 300), box=(240, 60)),
-        N(8, "SaveImage", (1320, 400), "Mix", filename_prefix="atelier/mix", box=(360, 360)),
+        N(6, "AtelierLatentMix", (1090, 300), factor=0.5, mode="slerp", box=(280, 130)),
+        N(7, "AtelierDecode", (1410, 300), box=(240, 60)),
+        N(8, "SaveImage", (1410, 400), "Mix", filename_prefix="atelier/mix", box=(360, 360)),
     ], [
         (1, "autoencoder", 4, "autoencoder"), (1, "autoencoder", 5, "autoencoder"), (2, "image", 4, "images"),
         (3, "image", 5, "images"), (4, "latent", 6, "latent_a"), (5, "latent", 6, "latent_b"),
@@ -223,8 +225,8 @@ WORKFLOWS = {
         N(3, "AtelierTrainAutoencoder", (400, 240), steps=1600, batch_size=256, learning_rate=0.01, seed=0,
           loss="mse", crop_size=0, flip=False, box=(340, 300)),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/mnist_dense", box=(320, 90)),
-        N(5, "SaveImage", (800, 160), "Loss curve", filename_prefix="atelier/mnist_loss", box=(320, 260)),
-        N(6, "SaveImage", (800, 460), "Reconstructions", filename_prefix="atelier/mnist_reconstructions",
+        N(5, "SaveImage", (800, 230), "Loss curve", filename_prefix="atelier/mnist_loss", box=(320, 260)),
+        N(6, "SaveImage", (800, 530), "Reconstructions", filename_prefix="atelier/mnist_reconstructions",
           box=(420, 200)),
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
@@ -236,26 +238,26 @@ WORKFLOWS = {
         N(2, "AtelierLoadImageFolder", (20, 540), "My works", folder="my_artworks", size=128, mode="center-crop",
           count=8),
         N(3, "AtelierEncode", (400, 280), "Encode works", box=(240, 80)),
-        N(4, "AtelierLatentDirections", (700, 20), max_directions=8, box=(280, 80)),
-        N(5, "SaveImage", (1320, 20), "Direction chart", filename_prefix="atelier/direction_chart", box=(320, 200)),
-        N(6, "AtelierLatentEdit", (700, 140), index=0, strength=2.0, box=(280, 170)),
-        N(7, "AtelierDecode", (1020, 140), "Decode edits", box=(240, 60)),
-        N(8, "AtelierImageGrid", (1020, 240), "Edit grid", columns=8, padding=2, box=(240, 90)),
-        N(9, "SaveImage", (1320, 310), "Edited works", filename_prefix="atelier/direction_edit", box=(420, 200)),
+        N(4, "AtelierLatentDirections", (760, 20), max_directions=8, box=(280, 80)),
+        N(5, "SaveImage", (1470, 20), "Direction chart", filename_prefix="atelier/direction_chart", box=(320, 200)),
+        N(6, "AtelierLatentEdit", (760, 140), index=0, strength=2.0, box=(280, 170)),
+        N(7, "AtelierDecode", (1110, 140), "Decode edits", box=(240, 60)),
+        N(8, "AtelierImageGrid", (1110, 240), "Edit grid", columns=8, padding=2, box=(240, 90)),
+        N(9, "SaveImage", (1470, 360), "Edited works", filename_prefix="atelier/direction_edit", box=(420, 200)),
         N(10, "AtelierSampleLatent", (400, 420), batch_size=8, width=128, height=128, seed=0, temperature=1.0,
           box=(280, 190)),
-        N(11, "AtelierDecode", (700, 420), "Decode samples", box=(240, 60)),
-        N(12, "AtelierImageGrid", (700, 520), "Sample grid", columns=8, padding=2, box=(240, 90)),
-        N(13, "SaveImage", (1020, 420), "Samples", filename_prefix="atelier/samples", box=(280, 250)),
+        N(11, "AtelierDecode", (760, 420), "Decode samples", box=(240, 60)),
+        N(12, "AtelierImageGrid", (760, 520), "Sample grid", columns=8, padding=2, box=(240, 90)),
+        N(13, "SaveImage", (1130, 420), "Samples", filename_prefix="atelier/samples", box=(280, 250)),
         N(14, "LoadImage", (20, 780), "Image A (content)", image="example.png", box=(300, 300)),
         N(15, "LoadImage", (340, 780), "Image B (style)", image="example.png", box=(300, 300)),
         N(16, "AtelierEncode", (700, 780), "Encode A", box=(240, 80)),
         N(17, "AtelierEncode", (700, 900), "Encode B", box=(240, 80)),
-        N(18, "AtelierLatentStyleMix", (1020, 780), strength=1.0, box=(280, 110)),
-        N(19, "AtelierDecode", (1320, 780), "Decode style mix", box=(240, 60)),
-        N(20, "SaveImage", (1320, 880), "Style mix", filename_prefix="atelier/style_mix", box=(320, 280)),
-        N(21, "AtelierVisualizeLatent", (1020, 940), mode="pca-rgb", scale=8, box=(280, 110)),
-        N(22, "SaveImage", (1660, 780), "Latent view", filename_prefix="atelier/latent_view", box=(320, 280)),
+        N(18, "AtelierLatentStyleMix", (1070, 780), strength=1.0, box=(280, 110)),
+        N(19, "AtelierDecode", (1390, 780), "Decode style mix", box=(240, 60)),
+        N(20, "SaveImage", (1390, 880), "Style mix", filename_prefix="atelier/style_mix", box=(320, 280)),
+        N(21, "AtelierVisualizeLatent", (1070, 940), mode="pca-rgb", scale=8, box=(280, 110)),
+        N(22, "SaveImage", (1760, 780), "Latent view", filename_prefix="atelier/latent_view", box=(320, 280)),
     ], [
         (1, "autoencoder", 3, "autoencoder"), (2, "images", 3, "images"), (3, "latent", 4, "latents"),
         (4, "variance_chart", 5, "images"), (3, "latent", 6, "latent"), (4, "directions", 6, "directions"),
@@ -273,10 +275,10 @@ WORKFLOWS = {
         N(2, "AtelierLoadImageFolder", (20, 540), "Keyframes", folder="my_artworks", size=128, mode="center-crop",
           count=4),
         N(3, "AtelierEncode", (400, 280), "Encode keyframes", box=(240, 80)),
-        N(4, "AtelierLatentWalk", (680, 280), frames=48, method="slerp", easing="ease-in-out", loop=True,
+        N(4, "AtelierLatentWalk", (760, 280), frames=48, method="slerp", easing="ease-in-out", loop=True,
           box=(280, 150)),
-        N(5, "AtelierDecode", (1000, 280), "Decode frames", box=(240, 60)),
-        N(6, "SaveAnimatedWEBP", (1280, 20), "Walk animation", filename_prefix="atelier/walk", fps=12.0,
+        N(5, "AtelierDecode", (1070, 280), "Decode frames", box=(240, 60)),
+        N(6, "SaveAnimatedWEBP", (1430, 20), "Walk animation", filename_prefix="atelier/walk", fps=12.0,
           lossless=False, quality=90, method="default", box=(400, 440)),
     ], [
         (1, "autoencoder", 3, "autoencoder"), (2, "images", 3, "images"), (3, "latent", 4, "keyframes"),
@@ -289,9 +291,9 @@ WORKFLOWS = {
         N(3, "LoadImage", (360, 530), "Image B", image="example.png", box=(320, 320)),
         N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
         N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
-        N(6, "AtelierLatentCollage", (1000, 260), split="left-right", position=0.5, feather=2.0, box=(300, 170)),
-        N(7, "AtelierDecode", (1340, 260), box=(240, 60)),
-        N(8, "SaveImage", (1340, 360), "Collage", filename_prefix="atelier/collage", box=(360, 360)),
+        N(6, "AtelierLatentCollage", (1090, 260), split="left-right", position=0.5, feather=2.0, box=(300, 170)),
+        N(7, "AtelierDecode", (1430, 260), box=(240, 60)),
+        N(8, "SaveImage", (1430, 360), "Collage", filename_prefix="atelier/collage", box=(360, 360)),
     ], [
         (1, "autoencoder", 4, "autoencoder"), (1, "autoencoder", 5, "autoencoder"), (2, "image", 4, "images"),
         (3, "image", 5, "images"), (4, "latent", 6, "latent_a"), (5, "latent", 6, "latent_b"),
@@ -306,10 +308,10 @@ WORKFLOWS = {
         N(3, "AtelierTrainAutoencoder", (400, 320), steps=800, batch_size=16, learning_rate=0.002, seed=0,
           loss="mse", crop_size=64, flip=True, corruption="holes", corruption_strength=0.5, box=(340, 340)),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/restorer", box=(320, 90)),
-        N(5, "PreviewImage", (800, 160), "Training reconstructions",
+        N(5, "PreviewImage", (800, 230), "Training reconstructions",
           box=(320, 260)),
-        N(6, "LoadImage", (400, 740), "Damaged artwork", image="example.png", box=(320, 340)),
-        N(7, "AtelierRestore", (800, 740), passes=2, box=(280, 100)),
+        N(6, "LoadImage", (400, 1000), "Damaged artwork", image="example.png", box=(320, 340)),
+        N(7, "AtelierRestore", (800, 1000), passes=2, box=(280, 100)),
         N(8, "SaveImage", (1120, 460), "Restored", filename_prefix="atelier/restored", box=(400, 420)),
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
@@ -325,11 +327,11 @@ WORKFLOWS = {
         N(3, "AtelierTrainAutoencoder", (400, 280), "Train on random crops", steps=1500, batch_size=16,
           learning_rate=0.002, seed=0, loss="mse", crop_size=64, flip=True, box=(340, 300)),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/few_shot", box=(320, 90)),
-        N(5, "SaveImage", (800, 160), "Loss curve", filename_prefix="atelier/few_shot_loss", box=(320, 260)),
-        N(6, "AtelierEncode", (800, 460), "Encode whole paintings", box=(240, 80)),
-        N(7, "AtelierDecode", (1080, 460), box=(240, 60)),
-        N(8, "AtelierImageGrid", (1080, 560), columns=5, padding=4, box=(240, 90)),
-        N(9, "SaveImage", (1360, 160), "Whole paintings, re-made", filename_prefix="atelier/few_shot_paintings",
+        N(5, "SaveImage", (800, 230), "Loss curve", filename_prefix="atelier/few_shot_loss", box=(320, 260)),
+        N(6, "AtelierEncode", (800, 530), "Encode whole paintings", box=(240, 80)),
+        N(7, "AtelierDecode", (1160, 530), box=(240, 60)),
+        N(8, "AtelierImageGrid", (1160, 630), columns=5, padding=4, box=(240, 90)),
+        N(9, "SaveImage", (1530, 160), "Whole paintings, re-made", filename_prefix="atelier/few_shot_paintings",
           box=(480, 360)),
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
