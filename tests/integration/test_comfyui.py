@@ -199,8 +199,14 @@ def test_train_on_a_folder_then_mix_then_mnist(server):
 
 def test_model_card_route(server):
     """What Load Autoencoder shows as soon as a model is picked (web/atelier.js asks this route)."""
-    card = server.get("/atelier/model_card?name=atelier/my_style_00001.safetensors")["text"]
-    assert card.startswith("Autoencoder Atelier ") and "conv autoencoder" in card and "trained 40 steps" in card
+    from autoencoder_atelier.models import storage
+    from autoencoder_atelier.models.train import TrainSettings, train
+    from helpers import procedural as images, tiny_ae
+    # Its own model, so this test also runs alone (-k card).
+    ae = train(tiny_ae("conv"), images(4, 32), TrainSettings(steps=3, batch_size=2))
+    storage.save_autoencoder(ae, os.path.join(server.dirs["models"], "card_test.safetensors"))
+    card = server.get("/atelier/model_card?name=card_test.safetensors")["text"]
+    assert card.startswith("Autoencoder Atelier ") and "conv autoencoder" in card and "trained 3 steps" in card
     for bad in ("../../etc/passwd", "atelier/none.safetensors"):
         answer = server.get(f"/atelier/model_card?name={bad}")
         assert "text" not in answer and answer["error"].startswith("Atelier Load Autoencoder: ")
