@@ -27,7 +27,7 @@ class AtelierLoadImageFolder:
     def INPUT_TYPES(cls):
         return {"required": {
             "folder": STRING("", "Path to a folder of images (PNG, JPEG, WebP, TIFF...). Relative paths are "
-                             "inside ComfyUI's input folder."),
+                             "inside ComfyUI's input folder; empty = the input folder itself."),
             "size": INT(256, 8, 4096, "Side of the square images produced, in pixels.", step=8),
             "mode": COMBO(list(MODES), "resize: squash each image to a square. center-crop: keep proportions, "
                           "cut the sides. random-crops: cut 'count' random squares at full resolution "
