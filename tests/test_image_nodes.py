@@ -142,6 +142,9 @@ def test_relative_folders_are_inside_the_input_folder(tmp_dirs):
     out = load("mine", 8)
     assert out.shape == (1, 8, 8, 3) and torch.allclose(out, torch.ones_like(out))
     assert load(f'  "{d}"  ', 8).shape == (1, 8, 8, 3)  # pasted paths with quotes and spaces
+    Image.new("RGB", (20, 20), (0, 0, 0)).save(tmp_dirs.input / "example.png")
+    out = load("", 8)                                    # the default: ComfyUI's input folder itself
+    assert out.shape == (1, 8, 8, 3) and out.max() == 0
 
 
 def test_is_changed_follows_the_folder(folder):
