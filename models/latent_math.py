@@ -125,13 +125,19 @@ def _channel_stats(z, eps=1e-5):
     return mean, std
 
 
-def fit_mask(mask, like, feather=0.0):
-    """A ComfyUI MASK ([H,W] or [B,H,W], 1 = selected) as [B,1,h,w] on ``like``'s latent grid, feathered
-    by a Gaussian blur of ``feather`` latent cells."""
-    m = mask.to(like.dtype)
+def mask_batch(mask, dtype=torch.float32):
+    """A ComfyUI MASK ([H,W] or [B,H,W]) as a checked [B,H,W] batch."""
+    m = mask.to(dtype)
     m = m[None] if m.ndim == 2 else m
     if m.ndim != 3 or 0 in m.shape:
         raise ValueError(f"a mask must be a non-empty [H,W] or [B,H,W], got {list(mask.shape)}")
+    return m
+
+
+def fit_mask(mask, like, feather=0.0):
+    """A ComfyUI MASK ([H,W] or [B,H,W], 1 = selected) as [B,1,h,w] on ``like``'s latent grid, feathered
+    by a Gaussian blur of ``feather`` latent cells."""
+    m = mask_batch(mask, like.dtype)
     m = F.interpolate(m[:, None], size=like.shape[-2:], mode="area" if m.shape[-1] >= like.shape[-1] else "bilinear")
     if feather > 1e-3:  # below that the blur is invisible, and a tiny one would divide 0 by 0
         r = max(1, int(3 * feather))

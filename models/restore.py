@@ -8,16 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from . import codec
+from .latent_math import mask_batch
 
 HOLE_FILL = 0.5  # the value corruption.py paints holes with during training
 
 
 def pixel_mask(mask, images):
     """A ComfyUI MASK ([H,W] or [B,H,W], 1 = damaged) as [B,H,W,1] on the images' pixel grid."""
-    m = mask.to(torch.float32)
-    m = m[None] if m.ndim == 2 else m
-    if m.ndim != 3 or 0 in m.shape:
-        raise codec.CodecError(f"a mask must be a non-empty [H,W] or [B,H,W], got {list(mask.shape)}")
+    m = mask_batch(mask)
     if m.shape[0] not in (1, images.shape[0]):
         raise codec.CodecError(f"a mask batch of {m.shape[0]} does not fit an image batch of {images.shape[0]}")
     if tuple(m.shape[-2:]) != tuple(images.shape[1:3]):

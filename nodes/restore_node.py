@@ -1,5 +1,4 @@
 """Restore a damaged picture with a model trained to undo that damage."""
-from ..models import codec
 from ..models.restore import restore
 from . import bridge
 from .schema import AUTOENCODER, CATEGORY, INT, LINK
@@ -32,5 +31,5 @@ class AtelierRestore:
     def restore(self, autoencoder, images, passes, mask=None):
         try:
             return (restore(autoencoder, images, mask, int(passes), bridge.torch_device()),)
-        except codec.CodecError as e:
+        except ValueError as e:   # CodecError and the mask checks
             raise ValueError(f"Atelier Restore: {e}") from None
