@@ -39,6 +39,11 @@ class LoadImage:
         return torch.from_numpy(rgb)[None], mask[None]
 
 
+def to_pil(img):
+    """One IMAGE [H,W,C] as ComfyUI's savers convert it (truncating, not rounding), so files match byte for byte."""
+    return Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8))
+
+
 def save_images(images, folder, prefix, kind):
     """Write a batch as numbered PNGs the way ComfyUI's SaveImage names them (``<prefix>_NNNNN_.png``)."""
     directory, stem, subfolder, counter = numbered_files(prefix, folder, "_.png", "Save Image")
@@ -46,7 +51,7 @@ def save_images(images, folder, prefix, kind):
     for i, img in enumerate(images):
         name = f"{stem}_{counter + i:05}_.png"
         path = os.path.join(directory, name)
-        Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)).save(path)
+        to_pil(img).save(path)
         results.append({"filename": name, "subfolder": subfolder, "type": kind, "path": path})
     return results
 
@@ -93,7 +98,7 @@ class SaveAnimatedWEBP:
     def save_images(self, images, fps, filename_prefix, lossless, quality, method):
         directory, stem, subfolder, counter = numbered_files(filename_prefix, bridge.output_dir(), "_.webp",
                                                              "Save Animated WEBP")
-        frames = [Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)) for img in images]
+        frames = [to_pil(img) for img in images]
         name = f"{stem}_{counter:05}_.webp"
         path = os.path.join(directory, name)
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000.0 / fps), lossless=lossless,

@@ -2,21 +2,16 @@
 import time
 
 import torch
-from PIL import Image
 
 from ..models.corruption import CORRUPTIONS
 from ..models.losses import LOSSES
-from ..models.plots import image_grid, loss_curve
+from ..models.plots import image_grid, loss_curve, to_pil
 from ..models.precision import PRECISIONS
 from ..models.train import OUT_OF_MEMORY, Trainer, TrainingError, TrainSettings
 from . import bridge
 from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
 
 PREVIEW_SECONDS = 3.0  # how often the live reconstruction preview is refreshed
-
-
-def _pil(image_bhwc):
-    return Image.fromarray((image_bhwc[0].clamp(0, 1).numpy() * 255 + 0.5).astype("uint8"))
 
 
 @torch.no_grad()
@@ -104,7 +99,7 @@ class AtelierTrainAutoencoder:
             now = time.monotonic()
             if now > next_preview[0] or done == total:
                 with torch.inference_mode(False):
-                    preview = ("JPEG", _pil(reconstruction_grid(trainer, 4)), 512)
+                    preview = ("JPEG", to_pil(reconstruction_grid(trainer, 4)), 512)
                 # Previews of big crops are slow: keep them to about 1% of the training time.
                 next_preview[0] = time.monotonic() + max(PREVIEW_SECONDS, 100 * (time.monotonic() - now))
             pbar.update_absolute(done, total, preview)

@@ -22,7 +22,7 @@ import atelier  # noqa: E402
 atelier.load_pack()
 from autoencoder_atelier.models import procedural  # noqa: E402
 from autoencoder_atelier.models.losses import psnr  # noqa: E402
-from autoencoder_atelier.models.plots import image_grid  # noqa: E402
+from autoencoder_atelier.models.plots import image_grid, to_pil  # noqa: E402
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS  # noqa: E402
 
 DOCS = os.path.join(ROOT, "docs")
@@ -35,10 +35,8 @@ def run(name, *args, **kwargs):
 
 
 def save(images, name, columns):
-    from PIL import Image
-    grid = image_grid(images, columns=columns, padding=4)[0]
     path = os.path.join(DOCS, name)
-    Image.fromarray((grid.clamp(0, 1) * 255 + 0.5).byte().numpy()).save(path)
+    to_pil(image_grid(images, columns=columns, padding=4)).save(path)
     print("wrote", path)
 
 
