@@ -121,6 +121,26 @@ def build(nodes, links):
             "version": 0.4}
 
 
+def two_images(note, combiner, decode_pos, title, prefix):
+    """Load a model, encode Load Image A and B, join their latents in ``combiner`` (node 6, inputs latent_a and
+    latent_b), decode and save: the shape of the mix and collage workflows."""
+    x, y = decode_pos
+    return build([
+        note,
+        N(1, "AtelierLoadAutoencoder", (20, 260), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
+        N(2, "LoadImage", (20, 530), "Image A", image="example.png", box=(320, 320)),
+        N(3, "LoadImage", (360, 530), "Image B", image="example.png", box=(320, 320)),
+        N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
+        N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
+        combiner,
+        N(7, "AtelierDecode", (x, y), box=(240, 60)),
+        N(8, "SaveImage", (x, y + 100), title, filename_prefix=prefix, box=(360, 360)),
+    ], [
+        (1, "autoencoder", 4, "autoencoder"), (1, "autoencoder", 5, "autoencoder"), (2, "image", 4, "images"),
+        (3, "image", 5, "images"), (4, "latent", 6, "latent_a"), (5, "latent", 6, "latent_b"),
+        (1, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
+    ])
+
 TRAIN_NOTE = """Train an autoencoder on your artworks.
 
 1. Put 20 or more of your images in a folder, e.g. ComfyUI/input/my_artworks, and type its name (or a full path) into both Load Image Folder nodes.
@@ -201,21 +221,10 @@ WORKFLOWS = {
         (7, "images", 8, "images"), (8, "latent", 9, "keyframes"), (3, "autoencoder", 10, "autoencoder"),
         (9, "frames", 10, "latent"), (10, "images", 11, "images"), (11, "grid", 12, "images"),
     ]),
-    "atelier_load_encode_mix_decode": build([
+    "atelier_load_encode_mix_decode": two_images(
         NOTE(100, (20, 20), MIX_NOTE, box=(420, 200)),
-        N(1, "AtelierLoadAutoencoder", (20, 260), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "LoadImage", (20, 530), "Image A", image="example.png", box=(320, 320)),
-        N(3, "LoadImage", (360, 530), "Image B", image="example.png", box=(320, 320)),
-        N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
-        N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
-        N(6, "AtelierLatentMix", (1090, 300), factor=0.5, mode="slerp", box=(280, 130)),
-        N(7, "AtelierDecode", (1410, 300), box=(240, 60)),
-        N(8, "SaveImage", (1410, 400), "Mix", filename_prefix="atelier/mix", box=(360, 360)),
-    ], [
-        (1, "autoencoder", 4, "autoencoder"), (1, "autoencoder", 5, "autoencoder"), (2, "image", 4, "images"),
-        (3, "image", 5, "images"), (4, "latent", 6, "latent_a"), (5, "latent", 6, "latent_b"),
-        (1, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
-    ]),
+        N(6, "AtelierLatentMix", (1090, 300), factor=0.5, mode="slerp", box=(280, 130)), (1410, 300), "Mix",
+        "atelier/mix"),
     "atelier_mnist_dense": build([
         NOTE(100, (20, 20), MNIST_NOTE, box=(440, 180)),
         N(1, "AtelierLoadImageFolder", (20, 240), "Digits", folder="mnist_digits", size=28, mode="resize",
@@ -284,21 +293,10 @@ WORKFLOWS = {
         (1, "autoencoder", 3, "autoencoder"), (2, "images", 3, "images"), (3, "latent", 4, "keyframes"),
         (1, "autoencoder", 5, "autoencoder"), (4, "frames", 5, "latent"), (5, "images", 6, "images"),
     ]),
-    "atelier_collage": build([
+    "atelier_collage": two_images(
         NOTE(100, (20, 20), COLLAGE_NOTE, box=(440, 200)),
-        N(1, "AtelierLoadAutoencoder", (20, 260), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "LoadImage", (20, 530), "Image A", image="example.png", box=(320, 320)),
-        N(3, "LoadImage", (360, 530), "Image B", image="example.png", box=(320, 320)),
-        N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
-        N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
         N(6, "AtelierLatentCollage", (1090, 260), split="left-right", position=0.5, feather=2.0, box=(300, 170)),
-        N(7, "AtelierDecode", (1430, 260), box=(240, 60)),
-        N(8, "SaveImage", (1430, 360), "Collage", filename_prefix="atelier/collage", box=(360, 360)),
-    ], [
-        (1, "autoencoder", 4, "autoencoder"), (1, "autoencoder", 5, "autoencoder"), (2, "image", 4, "images"),
-        (3, "image", 5, "images"), (4, "latent", 6, "latent_a"), (5, "latent", 6, "latent_b"),
-        (1, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
-    ]),
+        (1430, 260), "Collage", "atelier/collage"),
     "atelier_restore_damaged": build([
         NOTE(100, (20, 20), RESTORE_NOTE, box=(440, 260)),
         N(1, "AtelierLoadImageFolder", (20, 320), "Training images", folder="my_artworks", size=128,
