@@ -53,7 +53,7 @@ def to_rgb(images):
         x = x[:, :3]
     elif x.shape[1] != 3:
         raise CodecError(f"images have {x.shape[1]} channels; expected RGB")
-    return torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+    return torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0, 1)
 
 
 def prepare_images(ae, images, fit="pad"):

@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn as nn
 
+from .networks import UpConv
+
 MEMORY_BUDGET = 384 << 20  # bytes of activations one forward pass may hold
 ACTIVATIONS_LIVE = 3.5     # widest feature map's copies alive at once (measured: 3.3 at 2048x2048)
 BLEND = 2                  # latent cells of linear cross-fade on each side of a tile border
@@ -20,6 +22,8 @@ MAX_CONTEXT = 16           # latent cells of context at most; beyond it deep mod
 def _reach(module, scale):
     """How far (in input units) one output value of ``module`` looks beyond its own cell, and the
     input units per output cell after it. Conservative for nearest upsampling."""
+    if isinstance(module, UpConv):  # a nearest 2x upsample, then its 3x3 convolution at the finer scale
+        return scale + (module.kernel_size[0] // 2) * scale / 2, scale / 2
     if isinstance(module, nn.Conv2d):
         return (module.kernel_size[0] // 2) * module.dilation[0] * scale, scale * module.stride[0]
     if isinstance(module, nn.PixelUnshuffle):
@@ -104,6 +108,11 @@ def _tile_cells(net, dtype, context, budget):
     return max(int(side) - 2 * context, 2 * context, 4 * BLEND)
 
 
+def _nhwc(x, device):
+    """On the device in channels_last, the layout oneDNN and cuDNN run fastest (and fused.py needs)."""
+    return x.to(device).contiguous(memory_format=torch.channels_last)
+
+
 def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, budget):
     """Whole passes of as many items as fit the budget, or tiles when one item alone does not."""
     budget = budget or MEMORY_BUDGET
@@ -112,10 +121,10 @@ def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, bu
         if per_item > budget:
             context = min(context_cells(net)[half], MAX_CONTEXT) + BLEND
             tile = _tile_cells(net, dtype, context, budget)
-            return torch.cat([tiled(fn, x[i:i + 1].to(device), cell_in, cell_out, tile, context)
+            return torch.cat([tiled(fn, _nhwc(x[i:i + 1], device), cell_in, cell_out, tile, context)
                               for i in range(x.shape[0])])
         n = max(1, int(budget // per_item))
-        return torch.cat([fn(x[i:i + n].to(device)).float().cpu() for i in range(0, x.shape[0], n)])
+        return torch.cat([fn(_nhwc(x[i:i + n], device)).float().cpu() for i in range(0, x.shape[0], n)])
 
 
 @torch.no_grad()

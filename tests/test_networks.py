@@ -4,7 +4,9 @@ import torch
 
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.config import latent_shape
-from autoencoder_atelier.models.networks import ConvAutoencoder, DenseAutoencoder, build_network
+import torch.nn.functional as F
+
+from autoencoder_atelier.models.networks import ConvAutoencoder, DenseAutoencoder, UpConv, build_network
 
 from helpers import model_digest, tiny_ae, tiny_config
 
@@ -141,3 +143,27 @@ def test_describe_mentions_architecture_and_input():
     dense = tiny_ae("dense", channels=1, image_size=16).describe()
     assert "grayscale 16x16" in dense and "1/" not in dense
     assert "Autoencoder(" in repr(tiny_ae("conv"))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_upconv_equals_nearest_upsample_then_conv(channels_last):
+    """The low-resolution computation gives the textbook pair's values and gradients, borders included."""
+    m = UpConv(5, 7).double()
+    x = torch.randn(2, 5, 6, 9, dtype=torch.double)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    ref = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), m.weight, m.bias, padding=1)
+    out = m(x)
+    assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-12)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (x, m.weight, m.bias), g),
+                    torch.autograd.grad(ref, (x, m.weight, m.bias), g)):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_decoder_weights_keep_the_names_of_0_1_0_files():
+    """0.1.0 decoders had an Upsample (no weights) before each upsampling conv: the numbering skips it."""
+    keys = [k for k in tiny_ae("conv", downscale=8).model.state_dict() if k.startswith("decoder.") and "conv" not in k]
+    assert keys == ["decoder.0.weight", "decoder.0.bias", "decoder.4.weight", "decoder.4.bias",
+                    "decoder.8.weight", "decoder.8.bias", "decoder.11.weight", "decoder.11.bias"]
