@@ -188,7 +188,7 @@ class ConvAutoencoder(AutoencoderNet):
             nn.init.constant_(enc[-1].bias[z:], -6.0)
 
     def encode_moments(self, x):
-        x = x * 2.0 - 1.0
+        x = x.mul(2.0).sub_(1.0)
         h = self.encoder(x)
         with full_precision(x):  # the linear path carries most of the image: keep it out of bf16
             # The 1x1 projection of pixel-unshuffled blocks, as one f x f stride-f convolution (no reshuffled copy).

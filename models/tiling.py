@@ -113,6 +113,11 @@ def _nhwc(x, device):
     return x.to(device).contiguous(memory_format=torch.channels_last)
 
 
+def _joined(parts):
+    """torch.cat, without its copy (and change of layout) for a single part."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, budget):
     """Whole passes of as many items as fit the budget, or tiles when one item alone does not."""
     budget = budget or MEMORY_BUDGET
@@ -121,10 +126,10 @@ def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, bu
         if per_item > budget:
             context = min(context_cells(net)[half], MAX_CONTEXT) + BLEND
             tile = _tile_cells(net, dtype, context, budget)
-            return torch.cat([tiled(fn, _nhwc(x[i:i + 1], device), cell_in, cell_out, tile, context)
-                              for i in range(x.shape[0])])
+            return _joined([tiled(fn, _nhwc(x[i:i + 1], device), cell_in, cell_out, tile, context)
+                            for i in range(x.shape[0])])
         n = max(1, int(budget // per_item))
-        return torch.cat([fn(_nhwc(x[i:i + n], device)).float().cpu() for i in range(0, x.shape[0], n)])
+        return _joined([fn(_nhwc(x[i:i + n], device)).float().cpu() for i in range(0, x.shape[0], n)])
 
 
 @torch.no_grad()
