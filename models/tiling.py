@@ -21,7 +21,7 @@ MAX_CONTEXT = 16           # latent cells of context at most; beyond it deep mod
 
 def _reach(module, scale):
     """How far (in input units) one output value of ``module`` looks beyond its own cell, and the
-    input units per output cell after it. Conservative for nearest upsampling."""
+    input units per output cell after it. Conservative for nearest upsampling (UpConv)."""
     if isinstance(module, UpConv):  # a nearest 2x upsample, then its 3x3 convolution at the finer scale
         return scale + (module.kernel_size[0] // 2) * scale / 2, scale / 2
     if isinstance(module, nn.Conv2d):
@@ -30,8 +30,6 @@ def _reach(module, scale):
         return (module.downscale_factor - 1) * scale, scale * module.downscale_factor
     if isinstance(module, nn.PixelShuffle):
         return 0.0, scale / module.upscale_factor
-    if isinstance(module, nn.Upsample):
-        return scale, scale / module.scale_factor
     reach = 0.0
     for child in module.children():   # a chain (Sequential) or a residual block around one
         r, scale = _reach(child, scale)
