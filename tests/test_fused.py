@@ -63,3 +63,15 @@ def test_a_failing_fused_op_falls_back_to_eager(monkeypatch):
         got = fused.conv_relu(x, w, b)
     assert torch.allclose(got, _eager(x, w, b, 1, None), atol=1e-6)
     assert fused._usable is False
+
+
+def test_the_codec_takes_the_fused_path_in_comfyui_inference_mode(monkeypatch):
+    """ComfyUI runs every prompt in inference mode: encode and decode there use the fused calls."""
+    from autoencoder_atelier.models import codec
+    calls = []
+    real = fused._fused
+    monkeypatch.setattr(fused, "_fused", lambda *a: calls.append(1) or real(*a))
+    with torch.inference_mode():
+        ae = tiny_ae("conv", downscale=4)
+        y = codec.decode(ae, codec.encode(ae, torch.rand(1, 32, 32, 3)))
+    assert y.shape == (1, 32, 32, 3) and len(calls) >= 4
