@@ -39,7 +39,9 @@ class AutoencoderNet(nn.Module):
 
     def decode(self, z):
         """Latents -> RGB images [B,3,H,W] clamped to 0..1."""
-        y = self.decode_raw(z).clamp(0, 1)
+        y = self.decode_raw(z)
+        # decode_raw's result is fresh: without autograd, clamp it in place (one full-size copy fewer).
+        y = y.clamp(0, 1) if torch.is_grad_enabled() else y.clamp_(0, 1)
         return y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
 
     def reconstruct(self, x):
