@@ -132,18 +132,45 @@ class UpConv(nn.Conv2d):
         super().__init__(cin, cout, 3, 1, 1)
 
     def forward(self, x, relu=False):
-        b, _, h, w = x.shape
         o = self.out_channels
         taps = self.weight.new_tensor(_PHASE_TAPS)
         k = torch.einsum("apy,oiyx,bqx->aboipq", taps, self.weight, taps).reshape(4 * o, -1, 2, 2)
         # Output (r, c) of phase (a, b) sits at y[..., r + a, c + b]: one convolution for all four phases.
         y = conv_relu(x, k, self.bias.repeat(4)) if relu else F.conv2d(x, k, self.bias.repeat(4), padding=1)
+        return _Interleave.apply(y)
+
+
+def _phase_grid(t):
+    """View [B,O,2H,2W] as [B,O,H,2,W,2]: index [..., a, :, b] is output phase (a, b)."""
+    b, o, h2, w2 = t.shape
+    return t.view(b, o, h2 // 2, 2, w2 // 2, 2)
+
+
+class _Interleave(torch.autograd.Function):
+    """UpConv's four phase maps [B,4O,H+1,W+1] woven into [B,O,2H,2W]. Written out because autograd's
+    version of four slice assignments clones the whole gradient once per slice."""
+
+    @staticmethod
+    def forward(ctx, y):
+        b, o4, h1, w1 = y.shape
+        o, h, w = o4 // 4, h1 - 1, w1 - 1
         fmt = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        ctx.shape, ctx.fmt = y.shape, fmt
         out = torch.empty((b, o, 2 * h, 2 * w), dtype=y.dtype, device=y.device, memory_format=fmt)
-        grid = out.view(b, o, h, 2, w, 2)
+        grid = _phase_grid(out)
         for i, (a, c) in enumerate(_PHASES):
             grid[:, :, :, a, :, c] = y[:, i * o:(i + 1) * o, a:a + h, c:c + w]
         return out
+
+    @staticmethod
+    def backward(ctx, g):
+        b, o4, h1, w1 = ctx.shape
+        o, h, w = o4 // 4, h1 - 1, w1 - 1
+        gy = torch.empty(ctx.shape, dtype=g.dtype, device=g.device, memory_format=ctx.fmt).zero_()
+        grid = _phase_grid(g)
+        for i, (a, c) in enumerate(_PHASES):
+            gy[:, i * o:(i + 1) * o, a:a + h, c:c + w] = grid[:, :, :, a, :, c]
+        return gy
 
 
 def blocks(ch, n):
