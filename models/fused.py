@@ -4,8 +4,8 @@ Eager PyTorch runs conv, add and ReLU as separate passes over memory; on a big p
 passes cost a third of the decode. oneDNN can apply them while the convolution writes its
 output: ``torch.ops.mkldnn._convolution_pointwise`` is the op torch.compile itself lowers to.
 It is private, so it is used only after a one-time check that it exists and agrees with the
-eager ops, only without autograd (it has no backward), only on channels_last CPU tensors, and
-any failure falls back to the eager ops for good.
+eager ops, only without autograd (it has no backward), only on channels_last CPU tensors, and a
+call it cannot take runs the eager ops instead.
 """
 import logging
 
@@ -56,8 +56,9 @@ def _check():
 
 def conv_relu(x, weight, bias, padding=1, stride=1, residual=None):
     """relu(conv2d(x) [+ residual]); fused on the CPU when no gradient is needed."""
-    global _usable
-    if (x.device.type == "cpu" and not torch.is_grad_enabled() and x.dim() == 4
+    # Only unambiguous channels_last tensors: one that is also plain-contiguous (1x1 pixels, one
+    # channel) sends oneDNN down its NCHW path, which has no bf16 residual add.
+    if (x.device.type == "cpu" and not torch.is_grad_enabled() and x.dim() == 4 and not x.is_contiguous()
             and x.is_contiguous(memory_format=torch.channels_last) and (_usable or (_usable is None and _check()))):
         dtype = _autocast_dtype() or x.dtype
         if dtype in (torch.float32, torch.bfloat16):
@@ -66,8 +67,7 @@ def conv_relu(x, weight, bias, padding=1, stride=1, residual=None):
                 residual = residual.to(dtype).contiguous(memory_format=torch.channels_last)
             try:
                 return _fused(x, weight, bias, padding, stride, residual)
-            except RuntimeError as e:   # a shape or build this oneDNN cannot fuse: eager from now on
-                log.debug("fused convolution failed, using eager ops: %s", e)
-                _usable = False
+            except RuntimeError as e:   # a case this oneDNN cannot fuse: this call runs eager
+                log.debug("fused convolution failed for %s %s, using eager ops: %s", tuple(x.shape), x.dtype, e)
     y = F.conv2d(x, weight, bias, stride, padding)
     return F.relu(y + residual if residual is not None else y)
