@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .networks import UpConv
+from .layers import UpConv
 
 MEMORY_BUDGET = 384 << 20  # bytes of activations one forward pass may hold
 ACTIVATIONS_LIVE = 3.5     # widest feature map's copies alive at once (measured: 3.3 at 2048x2048)

@@ -6,7 +6,8 @@ from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.config import latent_shape
 import torch.nn.functional as F
 
-from autoencoder_atelier.models.networks import ConvAutoencoder, DenseAutoencoder, UpConv, build_network
+from autoencoder_atelier.models.layers import UpConv
+from autoencoder_atelier.models.networks import ConvAutoencoder, DenseAutoencoder, build_network
 
 from helpers import model_digest, tiny_ae, tiny_config
 
