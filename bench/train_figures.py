@@ -19,8 +19,8 @@ from timing import StepClock, interleaved, matmul_peak
 
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.config import default_config
-from autoencoder_atelier.models.precision import autocast_dtype
 from autoencoder_atelier.models.layers import UpConv
+from autoencoder_atelier.models.precision import autocast_dtype
 from autoencoder_atelier.models.procedural import make_digit, make_images
 from autoencoder_atelier.nodes import bridge
 from autoencoder_atelier.nodes.train_node import AtelierTrainAutoencoder

@@ -1,11 +1,10 @@
 """The three architectures: shapes, value ranges, channel handling, seeding."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.config import latent_shape
-import torch.nn.functional as F
-
 from autoencoder_atelier.models.layers import UpConv
 from autoencoder_atelier.models.networks import ConvAutoencoder, DenseAutoencoder, build_network
 
