@@ -92,6 +92,9 @@ def psnr_db(ae, images, device):
     return float(10 * torch.log10(1 / F.mse_loss(y, x)))
 
 
+AUTOCAST_NAMES = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + loss scale"}
+
+
 def conv_throughput(args):
     """Figures 1-3 on the default conv model at 256x256."""
     device, side, batch = args.device, 256, 16 if not args.quick else 8
@@ -113,7 +116,7 @@ def conv_throughput(args):
                  baseline=med["plain fp32 eager"], candidate=med["node (auto)"],
                  ratio=med["node (auto)"] / med["plain fp32 eager"], goal=">= 3x",
                  met=med["node (auto)"] / med["plain fp32 eager"] >= 3,
-                 note=f"node path: {'bf16 autocast + ' if fast else 'fp32 + '}channels_last + UpConv; plain: "
+                 note=f"node path: {AUTOCAST_NAMES.get(fast, 'fp32')} + channels_last + UpConv; plain: "
                       "fp32, Upsample + conv", samples=raw)]
 
     # Figure 1's quality condition: the fast path vs float32 after the same steps (crops keep it quick).

@@ -22,6 +22,7 @@ class TrainState:
     loss_history: list = field(default_factory=list)
     summary: dict = field(default_factory=dict)   # JSON-safe: final_loss, data_size, ...
     latent_stats: dict = None       # per-channel statistics of training latents (for sampling)
+    loss_scale: list = None         # fp16 training: [scale, growth tracker] of the gradient scaler
 
 
 class Autoencoder:

@@ -69,6 +69,8 @@ def card_text(ae, saved=None, version=None):
 
 def to_metadata(ae):
     training = {"step": ae.state.step, "summary": ae.state.summary}
+    if ae.state.loss_scale:
+        training["loss_scale"] = ae.state.loss_scale
     saved = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return {
         "format": FORMAT,
@@ -236,12 +238,20 @@ def _training_state(path, meta):
     training = _json_field(path, meta, "training") if "training" in meta else {}
     step = training.get("step", 0) if isinstance(training, dict) else None
     summary = training.get("summary", {}) if isinstance(training, dict) else None
-    if type(step) is not int or not 0 <= step < 10 ** 12 or not isinstance(summary, dict):
+    scale = training.get("loss_scale") if isinstance(training, dict) else None
+    if type(step) is not int or not 0 <= step < 10 ** 12 or not isinstance(summary, dict) or not (
+            scale is None or _is_loss_scale(scale)):
         raise _fail(path, "its training metadata is malformed", "The file is damaged")
     # Keep plain JSON scalars/short lists only: the summary is shown to users, never executed.
     clean = {str(k)[:64]: v for k, v in summary.items()
              if isinstance(v, (int, float, str, bool)) or (isinstance(v, list) and len(v) <= 4)}
-    return step, clean
+    return step, clean, scale
+
+
+def _is_loss_scale(v):
+    """[scale, growth tracker] as fp16 training writes it: a positive finite float and a small count."""
+    return (isinstance(v, list) and len(v) == 2 and type(v[0]) in (int, float) and type(v[1]) is int
+            and 0 < v[0] < 1e38 and 0 <= v[1] < 10 ** 9)
 
 
 def read_info(path):
@@ -257,7 +267,7 @@ def load_autoencoder(path, device="cpu"):
     """Load a file written by ``save_autoencoder``, refusing anything that does not check out."""
     path = os.fspath(path)
     config, _card, meta = read_info(path)
-    step, summary = _training_state(path, meta)
+    step, summary, loss_scale = _training_state(path, meta)
     model_id = meta.get("model_id", "")
     if not re.fullmatch(r"[0-9a-f]{8,64}", model_id):
         model_id = None
@@ -277,7 +287,7 @@ def load_autoencoder(path, device="cpu"):
     stats = {k: t[f"stats.{k}"].float() for k in ("mean", "cov") if f"stats.{k}" in t} or None
     history = t["train.loss_history"].tolist() if "train.loss_history" in t else []
     state = TrainState(step=step, optimizer=optimizer, loss_history=history, summary=summary,
-                       latent_stats=stats if stats and len(stats) == 2 else None)
+                       latent_stats=stats if stats and len(stats) == 2 else None, loss_scale=loss_scale)
     name = os.path.splitext(os.path.basename(path))[0]
     ae = Autoencoder(config, net.to(device), state, model_id, name)
     ae.origin = _origin(meta)
@@ -293,7 +303,7 @@ def _origin(meta):
 def read_card(path):
     """The model card of a file without reading its weights (the network is only built on the meta device)."""
     config, _card, meta = read_info(path)
-    step, summary = _training_state(path, meta)
+    step, summary, _ = _training_state(path, meta)
     with torch.device("meta"):
         net = build_network(config)
     ae = Autoencoder(config, net, TrainState(step=step, summary=summary))

@@ -41,7 +41,7 @@ class TrainSettings:
     kl_weight: float = 1e-4   # conv-vae only
     warmup: int = 50          # only when training starts from step 0
     flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
-    precision: str = "auto"   # "auto": bf16 autocast where native (see precision.py), else fp32
+    precision: str = "auto"   # "auto": bf16 autocast where native, fp16 on older GPUs, else fp32 (precision.py)
     corruption: str = "none"  # restoration training: damage the input, score against the clean image
     corruption_strength: float = 0.5
 
@@ -106,6 +106,7 @@ class Trainer:
             self.data = self.net.to_model_channels(self.data)
             self.opt = adamw(self.net.parameters(), s.learning_rate)
             self._restore_optimizer(self.ae.state.optimizer)
+        self.scaler = self._grad_scaler() if self.autocast == torch.float16 else None
         self.start_step = self.ae.state.step
         self.history = list(self.ae.state.loss_history)
         if self.start_step == 0 and s.steps > 0 and cfg["architecture"] == "conv":
@@ -147,6 +148,18 @@ class Trainer:
         sd = self.opt.state_dict()
         sd["state"] = state
         self.opt.load_state_dict(sd)
+
+    def _grad_scaler(self):
+        """fp16 gradients underflow unless the loss is scaled up; the scale resumes where it stopped."""
+        try:
+            scaler = torch.amp.GradScaler(self.device.type)
+        except (AttributeError, TypeError, RuntimeError):
+            raise TrainingError(f"fp16 training on {self.device.type} needs a newer torch (2.3 or later); "
+                                "choose precision auto or fp32") from None
+        if self.ae.state.loss_scale:
+            scale, tracker = self.ae.state.loss_scale
+            scaler.load_state_dict({**scaler.state_dict(), "scale": float(scale), "_growth_tracker": int(tracker)})
+        return scaler
 
     def _optimizer_state(self):
         sd = self.opt.state_dict()["state"]
@@ -204,11 +217,19 @@ class Trainer:
         if not torch.isfinite(loss):
             return None
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-        if not torch.isfinite(norm):
-            return None
-        self.opt.step()
+        if self.scaler is None:
+            loss.backward()
+            if not torch.isfinite(torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)):
+                return None
+            self.opt.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+            # fp16 gradients that overflow are routine, not a blow-up: the scaler skips this update
+            # and lowers the scale.
+            self.scaler.step(self.opt)
+            self.scaler.update()
         return loss.item()
 
     def run(self, on_step=None):
@@ -236,6 +257,9 @@ class Trainer:
             else:
                 self.ae.state.optimizer = self._optimizer_state()
                 self.ae.state.step = self.start_step + total
+                if self.scaler is not None:
+                    sd = self.scaler.state_dict()
+                    self.ae.state.loss_scale = [sd["scale"], sd["_growth_tracker"]]
             return self._finish()
 
     def batch_size_that_fits(self, free_memory=lambda: None):
@@ -263,12 +287,13 @@ class Trainer:
     def _recover(self, good, failed_at):
         i, weights = good
         self.net.load_state_dict(weights)
-        self.ae.state.optimizer = None   # moments that led to a blow-up are not worth keeping
+        self.ae.state.optimizer = self.ae.state.loss_scale = None   # moments that led to a blow-up are not worth keeping
         self.ae.state.step = self.start_step + i
         del self.history[len(self.history) - (failed_at - i):]
         msg = (f"training blew up (NaN/infinite values) at step {self.start_step + failed_at + 1}; kept the "
                f"weights from step {self.start_step + i}. Lower the learning rate "
-               f"(now {self.settings.learning_rate:g}).")
+               f"(now {self.settings.learning_rate:g})"
+               + (" or set precision to fp32 (fp16 overflows more easily)." if self.scaler else "."))
         log.warning(msg)
         self.ae.state.summary["stopped_early"] = msg
 
@@ -284,7 +309,7 @@ class Trainer:
             "steps": st.step, "data_size": int(self.data.shape[0]),
             "image_size": list(self.data.shape[-2:]), "crop": list(self.crop), "loss": self.settings.loss,
             "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
-            "precision": "bf16" if self.autocast is not None else "fp32",
+            "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast, "fp32"),
             "corruption": self.settings.corruption,
             "psnr": round(quality, 3),
         })

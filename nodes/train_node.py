@@ -68,8 +68,9 @@ class AtelierTrainAutoencoder:
                                 "clean one. Then repair damaged pictures with Restore Damaged Image."),
             "corruption_strength": FLOAT(0.5, 0.0, 1.0, "How bad the training damage is (0..1)."),
             "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic for conv models where the processor or "
-                               "GPU runs it natively (about twice as fast, same quality), else float32. fp32 "
-                               "forces full precision."),
+                               "GPU runs it natively (about twice as fast, same quality), float16 on older "
+                               "NVIDIA GPUs (T4, RTX 20xx), else float32. fp32 forces full precision; bf16 and "
+                               "fp16 force those (slow where the hardware only emulates them)."),
         }}
 
     def train(self, autoencoder, images, steps, batch_size, learning_rate, seed, loss,

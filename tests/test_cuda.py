@@ -13,7 +13,7 @@ from autoencoder_atelier.models.train import Trainer, TrainSettings
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.mark.parametrize("precision", ["auto", "fp32"])
+@pytest.mark.parametrize("precision", ["auto", "fp32", "fp16"])
 def test_training_steps_on_cuda(precision):
     images = procedural(8, 64)
     ae = Autoencoder.new(default_config("conv", width=16), seed=0)
@@ -24,6 +24,7 @@ def test_training_steps_on_cuda(precision):
     assert out.state.step == 12 and len(out.state.loss_history) == 12
     assert all(p.is_cuda and torch.isfinite(p).all() for p in out.model.parameters())
     assert all(v == v and v < 1 for v in out.state.loss_history)   # finite MSE of 0..1 images
+    assert (out.state.loss_scale is not None) == (trainer.autocast is torch.float16)
     assert next(ae.model.parameters()).device.type == "cpu"   # the input model is left where it was
 
 

@@ -1,0 +1,100 @@
+"""Precision choices, and fp16 training with its loss scale (run here on the CPU, which has fp16
+autocast too: the same code path a T4 or RTX 20xx takes with "auto")."""
+import math
+
+import pytest
+import torch
+
+from autoencoder_atelier.models import precision, storage
+from autoencoder_atelier.models.train import Trainer, TrainSettings, train
+
+from helpers import procedural, tiny_ae, weights_equal
+
+FP16 = dict(batch_size=4, learning_rate=5e-3, seed=0, precision="fp16")
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """Pretend to be a CUDA GPU with or without native bf16 (set .native)."""
+    class Fake:
+        native = True
+        asked = []
+
+        def is_bf16_supported(self, including_emulation=True):
+            self.asked.append(including_emulation)
+            return self.native or including_emulation   # torch's default counts emulation as support
+
+    fake = Fake()
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", fake.is_bf16_supported)
+    return fake
+
+
+def test_auto_picks_bf16_on_new_gpus_and_fp16_where_bf16_is_only_emulated(gpu):
+    assert precision.autocast_dtype("auto", "cuda") is torch.bfloat16
+    gpu.native = False   # a T4: torch.cuda.is_bf16_supported() alone would still say yes
+    assert precision.autocast_dtype("auto", "cuda") is torch.float16
+    assert gpu.asked and not any(gpu.asked)
+    assert precision.inference_dtype({"architecture": "conv"}, "cuda") is None
+    assert precision.autocast_dtype("auto", "cuda", "dense") is None
+
+
+def test_explicit_choices_and_the_cpu(monkeypatch):
+    assert precision.autocast_dtype("fp16", "cpu") is torch.float16
+    assert precision.autocast_dtype("bf16", "cpu") is torch.bfloat16
+    assert precision.autocast_dtype("fp32", "cuda") is None
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: False)
+    assert precision.autocast_dtype("auto", "cpu") is None   # no fp16 guesswork on processors
+    with pytest.raises(ValueError, match="choose one of auto, fp32, bf16, fp16"):
+        precision.autocast_dtype("fp8", "cpu")
+
+
+def test_fp16_training_learns_and_keeps_its_loss_scale():
+    imgs = procedural(8, 32)
+    out = train(tiny_ae("conv"), imgs, TrainSettings(steps=60, **FP16))
+    h = out.state.loss_history
+    assert len(h) == 60 and all(math.isfinite(v) for v in h)
+    assert sum(h[-10:]) / 10 < 0.85 * h[0]
+    assert out.state.summary["precision"] == "fp16" and "stopped_early" not in out.state.summary
+    scale, tracker = out.state.loss_scale
+    assert scale > 0 and 0 <= tracker < 2000
+    assert all(p.dtype == torch.float32 for p in out.model.parameters())   # weights stay float32
+
+
+def test_fp16_resume_after_save_and_load_is_bit_identical(tmp_path):
+    imgs = procedural(8, 32)
+    first = train(tiny_ae("conv"), imgs, TrainSettings(steps=20, **FP16))
+    in_memory = train(first, imgs, TrainSettings(steps=8, **FP16))
+    loaded = storage.load_autoencoder(storage.save_autoencoder(first, tmp_path / "fp16.safetensors"))
+    assert loaded.state.loss_scale == first.state.loss_scale
+    resumed = train(loaded, imgs, TrainSettings(steps=8, **FP16))
+    assert weights_equal(in_memory, resumed)
+    assert resumed.state.loss_history == in_memory.state.loss_history
+    assert resumed.state.loss_scale == in_memory.state.loss_scale
+
+
+def test_overflowing_fp16_gradients_skip_the_step_instead_of_stopping_training():
+    imgs = procedural(8, 32)
+    ae = train(tiny_ae("conv"), imgs, TrainSettings(steps=5, **FP16))
+    ae.state.loss_scale = [1e30, 0]   # so large that every fp16 gradient overflows
+    trainer = Trainer(ae, imgs, TrainSettings(steps=3, **FP16))
+    out = trainer.run()
+    assert weights_equal(out, ae)   # all three updates skipped...
+    assert out.state.loss_scale[0] == pytest.approx(1e30 / 8)   # ...each halving the scale
+    assert out.state.step == 8 and "stopped_early" not in out.state.summary
+    assert ae.state.loss_scale == [1e30, 0]   # the input model is untouched
+
+
+def test_an_fp16_blow_up_keeps_the_last_good_weights_and_suggests_fp32(monkeypatch):
+    imgs = procedural(8, 32)
+    ae = train(tiny_ae("conv"), imgs, TrainSettings(steps=5, **FP16))
+    real = type(ae.model).training_forward
+
+    def overflowing(self, x, **kw):   # an activation past fp16's range: a NaN loss, not a skipped step
+        recon, kl = real(self, x, **kw)
+        return recon * float("nan"), kl
+
+    monkeypatch.setattr(type(ae.model), "training_forward", overflowing)
+    out = train(ae, imgs, TrainSettings(steps=3, **FP16))
+    msg = out.state.summary["stopped_early"]
+    assert "at step 6" in msg and "precision to fp32" in msg
+    assert out.state.step == 5 and weights_equal(out, ae) and out.state.loss_scale is None
