@@ -293,7 +293,7 @@ class Trainer:
         msg = (f"training blew up (NaN/infinite values) at step {self.start_step + failed_at + 1}; kept the "
                f"weights from step {self.start_step + i}. Lower the learning rate "
                f"(now {self.settings.learning_rate:g})"
-               + (" or set precision to fp32 (fp16 overflows more easily)." if self.scaler else "."))
+               + (" or set precision to fp32 (fp16 overflows more easily)." if self.scaler is not None else "."))
         log.warning(msg)
         self.ae.state.summary["stopped_early"] = msg
 
