@@ -9,6 +9,7 @@ weights computed the textbook way (figure 1: a 2x nearest upsample, then the 3x3
 """
 import copy
 import time
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from timing import StepClock, interleaved, matmul_peak
 
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.config import default_config
-from autoencoder_atelier.models.layers import UpConv
+from autoencoder_atelier.models.layers import Block, Chain, UpConv
 from autoencoder_atelier.models.precision import autocast_dtype
 from autoencoder_atelier.models.procedural import make_digit, make_images
 from autoencoder_atelier.nodes import bridge
@@ -40,16 +41,32 @@ def node_rate(ae, images, device, steps, batch, **options):
     return clock.rate(), time.perf_counter() - t, out[0]
 
 
+class TextbookBlock(torch.nn.Module):
+    """TAESD's residual block as TAESD writes it: modules in sequence, then ReLU(conv(x) + x)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.conv = block.conv
+
+    def forward(self, x):
+        return F.relu(self.conv(x) + x)
+
+
 def textbook(net):
-    """A copy of ``net`` whose upsampling convolutions run as written in TAESD and most tutorials:
-    nn.Upsample then a 3x3 convolution at the higher resolution (same weights, same function)."""
+    """A copy of ``net`` written as in TAESD and most tutorials (same weights, same function): plain
+    nn.Sequential of modules (out-of-place ReLUs), and upsampling as nn.Upsample then a 3x3
+    convolution at the higher resolution."""
     net = copy.deepcopy(net)
-    for parent in list(net.modules()):
+    for parent in reversed(list(net.modules())):   # children before the containers that hold them
         for name, child in list(parent.named_children()):
             if isinstance(child, UpConv):
                 conv = torch.nn.Conv2d(child.in_channels, child.out_channels, 3, 1, 1)
                 conv.load_state_dict(child.state_dict())
                 setattr(parent, name, torch.nn.Sequential(torch.nn.Upsample(scale_factor=2, mode="nearest"), conv))
+            elif isinstance(child, Block):
+                setattr(parent, name, TextbookBlock(child))
+            elif isinstance(child, Chain):
+                setattr(parent, name, torch.nn.Sequential(OrderedDict(child.named_children())))
     return net
 
 

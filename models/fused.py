@@ -69,5 +69,8 @@ def conv_relu(x, weight, bias, padding=1, stride=1, residual=None):
                 return _fused(x, weight, bias, padding, stride, residual)
             except RuntimeError as e:   # a case this oneDNN cannot fuse: this call runs eager
                 log.debug("fused convolution failed for %s %s, using eager ops: %s", tuple(x.shape), x.dtype, e)
+    # In place on the fresh conv output (its backward does not need it): no extra full-size tensors.
     y = F.conv2d(x, weight, bias, stride, padding)
-    return F.relu(y + residual if residual is not None else y)
+    if residual is not None:
+        y = y.add_(residual) if residual.dtype == y.dtype else y + residual
+    return y.relu_()

@@ -55,25 +55,26 @@ def open_image(path):
                                "re-save it as PNG/JPEG") from None
 
 
-def _fit(a, size, mode, rng):
+def _fit(a, size, mode, rng, resample=Image.LANCZOS):
     """[H,W,3] array -> [size,size,3] by resize, centre crop or random crop."""
     img = Image.fromarray((a * 255.0 + 0.5).astype(np.uint8)) if a.dtype != np.uint8 else Image.fromarray(a)
     w, h = img.size
     if mode == "resize":
-        return img.resize((size, size), Image.LANCZOS)
+        return img.resize((size, size), resample)
     if mode == "center-crop":
-        return ImageOps.fit(img, (size, size), Image.LANCZOS)
+        return ImageOps.fit(img, (size, size), resample)
     # random-crops: native resolution unless the image is smaller than the crop.
     if min(w, h) < size:
         scale = size / min(w, h)
-        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.LANCZOS)
+        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample)
         w, h = img.size
     x, y = rng.randint(0, w - size), rng.randint(0, h - size)
     return img.crop((x, y, x + size, y + size))
 
 
-def load_folder(folder, size=256, mode="center-crop", count=0, seed=0):
-    """Load up to ``count`` images (0 = all) as [N,size,size,3]; random-crops makes ``count`` crops."""
+def load_folder(folder, size=256, mode="center-crop", count=0, seed=0, resample=Image.LANCZOS):
+    """Load up to ``count`` images (0 = all) as [N,size,size,3]; random-crops makes ``count`` crops.
+    ``resample`` is PIL's filter for resizing (Lanczos keeps the most detail)."""
     if mode not in MODES:
         raise ImageFolderError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if size < 1:
@@ -83,9 +84,9 @@ def load_folder(folder, size=256, mode="center-crop", count=0, seed=0):
     if mode == "random-crops":
         n = count or len(paths)
         sources = [open_image(p) for p in paths[:n]]   # each file opened once, cropped many times
-        out = [_fit(sources[i % len(sources)], size, mode, rng) for i in range(n)]
+        out = [_fit(sources[i % len(sources)], size, mode, rng, resample) for i in range(n)]
     else:
-        out = [_fit(open_image(p), size, mode, rng) for p in (paths[:count] if count else paths)]
+        out = [_fit(open_image(p), size, mode, rng, resample) for p in (paths[:count] if count else paths)]
     arr = np.stack([np.asarray(o.convert("RGB"), dtype=np.float32) / 255.0 for o in out])
     log.info("loaded %d images (%s, %dpx) from %s", len(out), mode, size, folder)
     return torch.from_numpy(arr)

@@ -47,3 +47,21 @@ def test_the_bench_command_refuses_unknown_groups_and_devices(capsys):
     assert "nope" in capsys.readouterr().err
     if not __import__("torch").cuda.is_available():
         assert cli.main(["bench", "--device", "cuda"]) == 2
+
+
+def test_figure_1s_textbook_baseline_is_the_same_function_written_plainly():
+    import torch
+    import train_figures
+    from autoencoder_atelier.models.layers import Block, Chain, UpConv
+    from helpers import tiny_ae
+    net = tiny_ae("conv", downscale=4, blocks=1).model
+    with torch.no_grad():   # make the conv pyramid contribute (a fresh model starts it at zero)
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    plain = train_figures.textbook(net)
+    kinds = {type(m) for m in plain.modules()}
+    assert not kinds & {Block, Chain, UpConv} and train_figures.TextbookBlock in kinds
+    x = torch.rand(2, 3, 32, 32)
+    a, _ = net.training_forward(x)
+    b, _ = plain.training_forward(x)
+    assert (a - b).abs().max() < 1e-5 and a.std() > 0.01

@@ -77,6 +77,18 @@ def test_random_crops_are_at_native_resolution(tmp_path):
     assert set(out.unique().tolist()) == {0.0, 1.0}
 
 
+def test_the_resampling_filter_is_lanczos_unless_asked(tmp_path):
+    d = tmp_path / "one"
+    d.mkdir()
+    a = np.zeros((64, 64, 3), dtype=np.uint8)
+    a[:, ::4] = 255
+    Image.fromarray(a).save(d / "stripes.png")
+    lanczos = imagefolder.load_folder(str(d), 24, "resize")
+    assert torch.equal(lanczos, imagefolder.load_folder(str(d), 24, "resize", resample=Image.LANCZOS))
+    bilinear = imagefolder.load_folder(str(d), 24, "resize", resample=Image.BILINEAR)
+    assert (bilinear - lanczos).abs().max() > 0.03   # the filters differ by 12/255 here
+
+
 @pytest.mark.parametrize("mode,count,opened,n", [
     ("center-crop", 3, 3, 3), ("resize", 1, 1, 1), ("center-crop", 0, N_IMAGES, N_IMAGES),
     ("center-crop", 100, N_IMAGES, N_IMAGES), ("random-crops", 2, 2, 2), ("random-crops", 20, N_IMAGES, 20),
