@@ -70,7 +70,8 @@ class AtelierTrainAutoencoder:
             "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic for conv models where the processor or "
                                "GPU runs it natively (about twice as fast, same quality), float16 on older "
                                "NVIDIA GPUs (T4, RTX 20xx), else float32. fp32 forces full precision; bf16 and "
-                               "fp16 force those (slow where the hardware only emulates them)."),
+                               "fp16 force those, which can be many times slower where the hardware only "
+                               "emulates them (fp16 on most processors)."),
         }}
 
     def train(self, autoencoder, images, steps, batch_size, learning_rate, seed, loss,

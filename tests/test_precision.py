@@ -98,3 +98,16 @@ def test_an_fp16_blow_up_keeps_the_last_good_weights_and_suggests_fp32(monkeypat
     msg = out.state.summary["stopped_early"]
     assert "at step 6" in msg and "precision to fp32" in msg
     assert out.state.step == 5 and weights_equal(out, ae) and out.state.loss_scale is None
+
+
+@pytest.mark.parametrize("amx_fp16,warned", [(False, True), (True, False)])
+def test_forcing_an_emulated_precision_warns(monkeypatch, caplog, amx_fp16, warned):
+    monkeypatch.setattr(torch.cpu, "_is_amx_fp16_supported", lambda: amx_fp16)
+    with caplog.at_level("WARNING"):
+        Trainer(tiny_ae("conv"), procedural(2, 16), TrainSettings(steps=1, **FP16))
+    assert ("precision fp16 is emulated on this cpu" in caplog.text) == warned
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: False)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        Trainer(tiny_ae("conv"), procedural(2, 16), TrainSettings(steps=1, batch_size=2, precision="bf16"))
+    assert "precision bf16 is emulated" in caplog.text
