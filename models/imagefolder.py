@@ -55,7 +55,7 @@ def open_image(path):
                                "re-save it as PNG/JPEG") from None
 
 
-def _fit(a, size, mode, rng, resample=Image.LANCZOS):
+def _fit(a, size, mode, rng, resample):
     """[H,W,3] array -> [size,size,3] by resize, centre crop or random crop."""
     img = Image.fromarray((a * 255.0 + 0.5).astype(np.uint8)) if a.dtype != np.uint8 else Image.fromarray(a)
     w, h = img.size
