@@ -1,14 +1,24 @@
-"""Choosing the training fast path: reduced-precision autocast where the hardware runs it natively.
+"""Choosing the fast path: reduced-precision autocast where the hardware runs it faster.
 
-bf16 autocast (weights, optimizer and loss stay float32) roughly doubles CPU training speed on
-processors with AVX-512 BF16 or AMX, and is native on recent GPUs (compute capability 8+).
-Older NVIDIA GPUs (Volta, Turing: a T4, an RTX 20xx) have fp16 tensor cores but only emulate bf16,
-so "auto" trains in fp16 there, with a loss scale against vanishing gradients. Elsewhere "auto"
-keeps float32: emulated half precision is slower.
+bf16 autocast (weights, optimizer and loss stay float32) is native on recent GPUs (compute
+capability 8+). Older NVIDIA GPUs (Volta, Turing: a T4, an RTX 20xx) have fp16 tensor cores but
+only emulate bf16, so "auto" trains in fp16 there, with a loss scale against vanishing gradients.
+On processors, native bf16 is not the same as fast bf16: AMD Zen 4's AVX-512 BF16 runs
+convolutions about twice as fast as float32 and AMX many times faster, but an Intel Xeon whose
+AMX is absent or hidden (as in many VMs) runs them ~1.6x slower than float32. So on the CPU "auto"
+uses bf16 only where a short measurement (once per process) finds it clearly faster.
 """
+import logging
+import time
+
 import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BF16_MIN_SPEEDUP = 1.2   # far from every processor measured (0.6x, 2x, AMX more): "auto" cannot flip-flop
+_cpu_speedups = None     # (inference, training) bf16 speed over float32, measured on first use
 
 
 def bf16_is_native(device):
@@ -24,6 +34,51 @@ def bf16_is_native(device):
     return False
 
 
+def _conv_seconds(dtype, reps=4):
+    """Best forward and backward seconds of two typical 3x3 convolutions (32 and 64 channels)."""
+    g = torch.Generator().manual_seed(0)
+    layers = []
+    for b, c, side in ((4, 32, 64), (4, 64, 32)):
+        x = torch.randn(b, c, side, side, generator=g).to(dtype).contiguous(memory_format=torch.channels_last)
+        w = (torch.randn(c, c, 3, 3, generator=g) * 0.05).to(dtype).contiguous(memory_format=torch.channels_last)
+        layers.append((x.requires_grad_(), w.requires_grad_()))
+    best = [float("inf"), float("inf")]
+    for r in range(reps + 1):   # the first round builds oneDNN's kernels and is not counted
+        t0 = time.perf_counter()
+        ys = [F.conv2d(x, w, None, 1, 1) for x, w in layers]
+        t1 = time.perf_counter()
+        torch.autograd.backward(ys, [torch.ones_like(y) for y in ys])
+        t2 = time.perf_counter()
+        if r:
+            best = [min(best[0], t1 - t0), min(best[1], t2 - t1)]
+    return best
+
+
+def cpu_bf16_speedups():
+    """(inference, training) speed of bf16 over float32 convolutions on this processor: measured
+    once per process (~0.1 s), fp32 and bf16 in turns, best of each."""
+    global _cpu_speedups
+    if _cpu_speedups is None:
+        with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
+            fp32, bf16 = [float("inf")] * 2, [float("inf")] * 2
+            for _ in range(2):
+                fp32 = [min(a, b) for a, b in zip(fp32, _conv_seconds(torch.float32))]
+                bf16 = [min(a, b) for a, b in zip(bf16, _conv_seconds(torch.bfloat16))]
+        _cpu_speedups = (fp32[0] / bf16[0], sum(fp32) / sum(bf16))
+        log.info("bf16 vs float32 convolutions on this processor: %.2fx (inference), %.2fx (training)",
+                 *_cpu_speedups)
+    return _cpu_speedups
+
+
+def bf16_pays_off(device, training=True):
+    """Is bf16 native on ``device`` and, on a processor, measured at least BF16_MIN_SPEEDUP faster?"""
+    if not bf16_is_native(device):
+        return False
+    if torch.device(device).type != "cpu":
+        return True
+    return cpu_bf16_speedups()[1 if training else 0] >= BF16_MIN_SPEEDUP
+
+
 def is_native(dtype, device):
     """Does ``device`` compute in ``dtype`` natively (not emulated, which is slower than float32)?
     fp16 emulated on a processor without AMX-FP16 trains ~20x slower than fp32 (2 Zen 4 cores)."""
@@ -36,6 +91,18 @@ def is_native(dtype, device):
     return True
 
 
+def slowdown(dtype, device):
+    """Why training in autocast ``dtype`` is slower than float32 on ``device`` (for a warning), or None."""
+    device = torch.device(device)
+    if dtype is None:
+        return None
+    if not is_native(dtype, device):
+        return f"is emulated on this {device.type} and trains several times slower than fp32"
+    if dtype is torch.bfloat16 and device.type == "cpu" and cpu_bf16_speedups()[1] < 1:
+        return f"trains {1 / cpu_bf16_speedups()[1]:.1f}x slower than fp32 on this processor (measured)"
+    return None
+
+
 def autocast_dtype(precision, device, architecture="conv"):
     """The training autocast dtype for a precision setting, or None for plain float32. "auto" keeps
     dense models in float32: their small matrix products gain less than the casts cost."""
@@ -44,13 +111,13 @@ def autocast_dtype(precision, device, architecture="conv"):
     if precision == "auto":
         if architecture == "dense":
             return None
-        if bf16_is_native(device):
+        if bf16_pays_off(device):
             return torch.bfloat16
         return torch.float16 if torch.device(device).type == "cuda" else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def inference_dtype(config, device):
-    """Autocast dtype for encoding/decoding: bf16 for conv models where native (their float32 linear
-    path keeps the result within a fraction of 1/255 of float32); float32 elsewhere."""
-    return torch.bfloat16 if config["architecture"] != "dense" and bf16_is_native(device) else None
+    """Autocast dtype for encoding/decoding: bf16 for conv models where it pays off (their float32
+    linear path keeps the result within a fraction of 1/255 of float32); float32 elsewhere."""
+    return torch.bfloat16 if config["architecture"] != "dense" and bf16_pays_off(device, training=False) else None

@@ -16,7 +16,7 @@ import torch
 from .corruption import CORRUPTIONS, corrupt
 from .latent_stats import latent_statistics
 from .losses import LOSSES, psnr, reconstruction_loss
-from .precision import autocast_dtype, is_native
+from .precision import autocast_dtype, slowdown
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,9 @@ class Trainer:
             self.autocast = autocast_dtype(s.precision, self.device, autoencoder.config["architecture"])
         except ValueError as e:
             raise TrainingError(str(e)) from None
-        if self.autocast is not None and not is_native(self.autocast, self.device):
-            log.warning("precision %s is emulated on this %s and trains several times slower than fp32; "
-                        "precision auto picks the fastest", s.precision, self.device.type)
+        slow = slowdown(self.autocast, self.device)
+        if slow:
+            log.warning("precision %s %s; precision auto picks the fastest", s.precision, slow)
         # channels_last lets oneDNN/cuDNN pick their fast convolution kernels.
         self.memory_format = torch.channels_last if cfg["architecture"] != "dense" else torch.contiguous_format
         with torch.inference_mode(False):

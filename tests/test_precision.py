@@ -48,6 +48,36 @@ def test_explicit_choices_and_the_cpu(monkeypatch):
         precision.autocast_dtype("fp8", "cpu")
 
 
+@pytest.mark.parametrize("speedups,train,infer", [
+    ((0.7, 0.8), None, None),                      # an Intel Xeon without AMX: bf16 is slower
+    ((2.0, 2.1), torch.bfloat16, torch.bfloat16),  # AMD Zen 4: about twice as fast
+    ((1.5, 1.1), None, torch.bfloat16),            # each use decides on its own figure
+])
+def test_auto_on_the_cpu_takes_bf16_only_where_it_measured_faster(monkeypatch, speedups, train, infer):
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: True)
+    monkeypatch.setattr(precision, "_cpu_speedups", speedups)
+    assert precision.autocast_dtype("auto", "cpu") is train
+    assert precision.inference_dtype({"architecture": "conv"}, "cpu") is infer
+    assert precision.autocast_dtype("bf16", "cpu") is torch.bfloat16   # an explicit choice stands
+
+
+def test_the_cpu_measurement_runs_once_in_inference_mode_and_only_where_bf16_is_native(monkeypatch):
+    calls = []
+    real = precision._conv_seconds
+    monkeypatch.setattr(precision, "_conv_seconds", lambda dtype: calls.append(dtype) or real(dtype, reps=1))
+    monkeypatch.setattr(precision, "_cpu_speedups", None)
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: False)
+    assert precision.autocast_dtype("auto", "cpu") is None and not calls   # nothing to measure
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: True)
+    with torch.inference_mode():   # as ComfyUI runs every node
+        first = precision.cpu_bf16_speedups()
+        precision.inference_dtype({"architecture": "conv"}, "cpu")
+        precision.autocast_dtype("auto", "cpu")
+    assert sorted(set(calls), key=str) == [torch.bfloat16, torch.float32] and len(calls) == 4   # two turns, once
+    assert all(0 < s < 100 and math.isfinite(s) for s in first)
+    assert precision.cpu_bf16_speedups() == first
+
+
 def test_fp16_training_learns_and_keeps_its_loss_scale():
     imgs = procedural(8, 32)
     out = train(tiny_ae("conv"), imgs, TrainSettings(steps=60, **FP16))
@@ -111,3 +141,12 @@ def test_forcing_an_emulated_precision_warns(monkeypatch, caplog, amx_fp16, warn
     with caplog.at_level("WARNING"):
         Trainer(tiny_ae("conv"), procedural(2, 16), TrainSettings(steps=1, batch_size=2, precision="bf16"))
     assert "precision bf16 is emulated" in caplog.text
+
+
+@pytest.mark.parametrize("speedup,warned", [(0.7, True), (2.0, False)])
+def test_forcing_bf16_where_it_measured_slower_warns(monkeypatch, caplog, speedup, warned):
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: True)
+    monkeypatch.setattr(precision, "_cpu_speedups", (speedup, speedup))
+    with caplog.at_level("WARNING"):
+        Trainer(tiny_ae("conv"), procedural(2, 16), TrainSettings(steps=1, batch_size=2, precision="bf16"))
+    assert ("precision bf16 trains 1.4x slower than fp32 on this processor" in caplog.text) == warned
