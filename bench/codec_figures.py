@@ -56,20 +56,26 @@ def child(mode, side, device):
         return
     images = x.movedim(1, -1).contiguous()
     cuda = torch.device(device).type == "cuda"
+    # One-time costs out of the figure, for both modes alike: library start-up, the fused-op check
+    # and the precision measurement (each once per process; a user pays them on the first small image too).
+    _pass(mode, ae, images[:, :64, :64], device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated() if cuda else rss_mb()
     t = time.perf_counter()
-    if mode == "whole-fp32":
-        with torch.no_grad():
-            out = ae.model.decode(ae.model.encode(images.movedim(-1, 1).to(device))).cpu()
-    else:
-        out = codec.decode(ae, codec.encode(ae, images, device=device), device=device)
+    out = _pass(mode, ae, images, device)
     sync(device)
     seconds = time.perf_counter() - t
     extra = (torch.cuda.max_memory_allocated() - before) / 2 ** 20 if cuda else peak_rss_mb() - before
     assert out.numel() == images.numel()
     print(json.dumps({"seconds": seconds, "extra_mb": extra}))
+
+
+def _pass(mode, ae, images, device):
+    if mode == "whole-fp32":
+        with torch.no_grad():
+            return ae.model.decode(ae.model.encode(images.movedim(-1, 1).to(device))).cpu()
+    return codec.decode(ae, codec.encode(ae, images, device=device), device=device)
 
 
 def _in_child(mode, side, args):
