@@ -3,9 +3,9 @@
 bf16 autocast (weights, optimizer and loss stay float32) is native on recent GPUs (compute
 capability 8+). Older NVIDIA GPUs (Volta, Turing: a T4, an RTX 20xx) have fp16 tensor cores but
 only emulate bf16, so "auto" trains in fp16 there, with a loss scale against vanishing gradients.
-On processors, native bf16 is not the same as fast bf16: AMD Zen 4's AVX-512 BF16 runs
-convolutions about twice as fast as float32 and AMX many times faster, but an Intel Xeon whose
-AMX is absent or hidden (as in many VMs) runs them ~1.6x slower than float32. So on the CPU "auto"
+On processors, native bf16 is not the same as fast bf16: AMD Zen 4's AVX-512 BF16 trains
+convolutions about 1.7x as fast as float32 and AMX many times faster, but an Intel Xeon whose
+AMX is absent or hidden (as in many VMs) trains them ~1.4x slower than float32. So on the CPU "auto"
 uses bf16 only where a short measurement (once per process) finds it clearly faster.
 """
 import logging
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-BF16_MIN_SPEEDUP = 1.2   # far from every processor measured (0.6x, 2x, AMX more): "auto" cannot flip-flop
+BF16_MIN_SPEEDUP = 1.2   # far from every processor measured (0.6x, 1.7x, AMX more): "auto" cannot flip-flop
 _cpu_speedups = None     # (inference, training) bf16 speed over float32, measured on first use
 
 
