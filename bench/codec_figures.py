@@ -3,7 +3,7 @@
 Each measurement runs in a fresh process (``python bench/codec_figures.py --child ...``) so the
 memory high-water mark belongs to that one job. Baseline: the whole image in one float32 pass
 (what the codec did before tiling). Candidate: ``codec.encode`` + ``codec.decode`` as the
-nodes call them (bf16 where native, tiles when a pass would exceed the memory budget).
+nodes call them (bf16 where faster, tiles when a pass would exceed the memory budget).
 """
 import json
 import os
@@ -113,7 +113,7 @@ def codec_figures(args):
                      baseline=None, candidate=seam, ratio=None, goal="<= 1", met=seam <= 1))
     rows.append(dict(figure=5, what=f"max error of the codec's precision vs float32, whole {side}x{side}: levels "
                      "of 1/255", baseline=None, candidate=fast, ratio=None, goal="<= 1 (else bf16 is not the default)",
-                     met=fast <= 1, note="bf16 autocast with the linear path in float32, where native"))
+                     met=fast <= 1, note="bf16 autocast with the linear path in float32, where faster; else float32 (0)"))
     return rows
 
 

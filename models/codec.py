@@ -3,7 +3,7 @@
 Conv models take any size divisible by their downscale: other sizes are reflect-padded
 (and the decode crops the padding off again), centre-cropped, resized, or refused, as the
 caller chooses. Dense models take exactly their image_size (or resize to it). Big images are
-run in tiles (tiling.py), and in bf16 where the hardware runs it natively (the linear path, which
+run in tiles (tiling.py), and in bf16 where that is faster (precision.py; the linear path, which
 carries most of the picture, stays float32, so the result matches float32 to well under 1/255).
 """
 import torch

@@ -59,12 +59,16 @@ def cpu_bf16_speedups():
     once per process (~0.1 s), fp32 and bf16 in turns, best of each."""
     global _cpu_speedups
     if _cpu_speedups is None:
-        with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
-            fp32, bf16 = [float("inf")] * 2, [float("inf")] * 2
-            for _ in range(2):
-                fp32 = [min(a, b) for a, b in zip(fp32, _conv_seconds(torch.float32))]
-                bf16 = [min(a, b) for a, b in zip(bf16, _conv_seconds(torch.bfloat16))]
-        _cpu_speedups = (fp32[0] / bf16[0], sum(fp32) / sum(bf16))
+        try:
+            with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
+                fp32, bf16 = [float("inf")] * 2, [float("inf")] * 2
+                for _ in range(2):
+                    fp32 = [min(a, b) for a, b in zip(fp32, _conv_seconds(torch.float32))]
+                    bf16 = [min(a, b) for a, b in zip(bf16, _conv_seconds(torch.bfloat16))]
+            _cpu_speedups = (fp32[0] / bf16[0], sum(fp32) / sum(bf16))
+        except RuntimeError as e:   # a bf16 convolution this torch build cannot run: keep float32
+            log.warning("bf16 convolutions failed on this processor, using float32: %s", e)
+            _cpu_speedups = (0.0, 0.0)
         log.info("bf16 vs float32 convolutions on this processor: %.2fx (inference), %.2fx (training)",
                  *_cpu_speedups)
     return _cpu_speedups
@@ -98,8 +102,11 @@ def slowdown(dtype, device):
         return None
     if not is_native(dtype, device):
         return f"is emulated on this {device.type} and trains several times slower than fp32"
-    if dtype is torch.bfloat16 and device.type == "cpu" and cpu_bf16_speedups()[1] < 1:
-        return f"trains {1 / cpu_bf16_speedups()[1]:.1f}x slower than fp32 on this processor (measured)"
+    speedup = cpu_bf16_speedups()[1] if dtype is torch.bfloat16 and device.type == "cpu" else 1.0
+    if speedup == 0:
+        return "failed a test convolution on this processor"
+    if speedup < 1:
+        return f"trains {1 / speedup:.1f}x slower than fp32 on this processor (measured)"
     return None
 
 

@@ -41,7 +41,7 @@ class TrainSettings:
     kl_weight: float = 1e-4   # conv-vae only
     warmup: int = 50          # only when training starts from step 0
     flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
-    precision: str = "auto"   # "auto": bf16 autocast where native, fp16 on older GPUs, else fp32 (precision.py)
+    precision: str = "auto"   # "auto": bf16 autocast where faster, fp16 on older GPUs, else fp32 (precision.py)
     corruption: str = "none"  # restoration training: damage the input, score against the clean image
     corruption_strength: float = 0.5
 

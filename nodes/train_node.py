@@ -68,8 +68,8 @@ class AtelierTrainAutoencoder:
                                 "clean one. Then repair damaged pictures with Restore Damaged Image."),
             "corruption_strength": FLOAT(0.5, 0.0, 1.0, "How bad the training damage is (0..1)."),
             "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic for conv models where it is faster "
-                               "(GPUs that run it natively; processors where a quick measurement finds it about "
-                               "twice as fast, same quality), float16 on older NVIDIA GPUs (T4, RTX 20xx), else "
+                               "(GPUs that run it natively; processors where a quick measurement finds it at least "
+                               "1.2x as fast, same quality), float16 on older NVIDIA GPUs (T4, RTX 20xx), else "
                                "float32. fp32 forces full precision; bf16 and "
                                "fp16 force those, which can be many times slower where the hardware only "
                                "emulates them (fp16 on most processors)."),
