@@ -66,11 +66,11 @@ def cpu_bf16_speedups():
                     fp32 = [min(a, b) for a, b in zip(fp32, _conv_seconds(torch.float32))]
                     bf16 = [min(a, b) for a, b in zip(bf16, _conv_seconds(torch.bfloat16))]
             _cpu_speedups = (fp32[0] / bf16[0], sum(fp32) / sum(bf16))
+            log.info("bf16 vs float32 convolutions on this processor: %.2fx (inference), %.2fx (training)",
+                     *_cpu_speedups)
         except RuntimeError as e:   # a bf16 convolution this torch build cannot run: keep float32
             log.warning("bf16 convolutions failed on this processor, using float32: %s", e)
             _cpu_speedups = (0.0, 0.0)
-        log.info("bf16 vs float32 convolutions on this processor: %.2fx (inference), %.2fx (training)",
-                 *_cpu_speedups)
     return _cpu_speedups
 
 
@@ -102,11 +102,12 @@ def slowdown(dtype, device):
         return None
     if not is_native(dtype, device):
         return f"is emulated on this {device.type} and trains several times slower than fp32"
-    speedup = cpu_bf16_speedups()[1] if dtype is torch.bfloat16 and device.type == "cpu" else 1.0
-    if speedup == 0:
-        return "failed a test convolution on this processor"
-    if speedup < 1:
-        return f"trains {1 / speedup:.1f}x slower than fp32 on this processor (measured)"
+    if dtype is torch.bfloat16 and device.type == "cpu":
+        speedup = cpu_bf16_speedups()[1]
+        if speedup == 0:
+            return "failed a test convolution on this processor"
+        if speedup < 1:
+            return f"trains {1 / speedup:.1f}x slower than fp32 on this processor (measured)"
     return None
 
 
