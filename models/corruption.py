@@ -33,6 +33,7 @@ def corrupt(x, kind, strength, generator):
         return torch.lerp(x, blocky, strength)
     if kind == "blur":  # lose detail: down- and up-sampling by up to 4x
         f = 1 + 3 * strength
-        small = F.interpolate(x, scale_factor=1 / f, mode="bilinear", antialias=True, align_corners=False)
+        size = (max(1, int(h / f)), max(1, int(w / f)))   # at least a pixel, even for tiny images
+        small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
     raise ValueError(f"unknown corruption {kind!r}; choose one of {', '.join(CORRUPTIONS)}")

@@ -489,3 +489,14 @@ def test_corruptions_damage_but_keep_shape_and_range(kind):
     assert torch.equal(corrupt(x, kind, 0.0, torch.Generator()), x)
     with pytest.raises(TrainingError, match="corruption must be one of"):
         Trainer(tiny_ae("conv"), procedural(2, 32), TrainSettings(steps=1, corruption="smudge"))
+
+
+@pytest.mark.parametrize("kind", ["noise", "holes", "blocks", "blur"])
+@pytest.mark.parametrize("h,w", [(1, 1), (2, 2), (3, 5)])
+def test_corruptions_work_on_images_of_a_few_pixels(kind, h, w):
+    """Found by the node fuzzer: blur at strength 0.5 shrank a 2x2 image to 0x0 and raised."""
+    from autoencoder_atelier.models.corruption import corrupt
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    for strength in (0.5, 1.0):
+        y = corrupt(x, kind, strength, torch.Generator().manual_seed(0))
+        assert y.shape == x.shape and torch.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
