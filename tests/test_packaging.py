@@ -72,6 +72,20 @@ def test_tool_comfy_table_and_icon(pyproject):
     assert comfy["Icon"].startswith(prefix)
     icon = Image.open(os.path.join(ROOT, comfy["Icon"][len(prefix):]))
     assert icon.format in ("PNG", "JPEG", "GIF") and icon.width == icon.height and icon.width <= 400
+    assert comfy["Banner"].startswith(prefix)
+    banner = Image.open(os.path.join(ROOT, comfy["Banner"][len(prefix):]))
+    assert banner.format in ("PNG", "JPEG", "GIF") and banner.width > 2 * banner.height
+    assert re.fullmatch(r">=\d+\.\d+\.\d+", comfy["requires-comfyui"])
+    assert f"ComfyUI {comfy['requires-comfyui'][2:]}" in read("README.md"), "README must say which versions were tested"
+
+
+def test_registry_archive_leaves_out_what_comfyui_never_loads():
+    """.comfyignore keeps tests, benches, tools, CI and screenshots out of the published archive (and away from
+    registry scanners), but never anything the pack imports or serves."""
+    ignored = {line.strip() for line in read(".comfyignore").splitlines() if line.strip() and not line.startswith("#")}
+    assert {"tests/", "bench/", "tools/", ".ci/", "docs/screenshots/"} <= ignored
+    for shipped in ("__init__.py", "models/", "nodes/", "headless/", "web/", "workflows/", "docs/icon.png"):
+        assert not any(shipped.startswith(i) for i in ignored), shipped
 
 
 def test_license_changelog_and_readme_agree_with_the_version(pyproject):
