@@ -196,3 +196,12 @@ def test_model_card_shows_only_plausible_dates_and_versions(tmp_dirs):
     card = NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"]().load("m.safetensors")["result"][1]
     assert "<img" not in card and "999" not in card and "saved" not in card
     assert card.startswith("Autoencoder Atelier (unknown version) model\nconv autoencoder")
+
+
+def test_every_node_has_a_current_help_page():
+    """web/docs/<NodeId>.md is what newer frontends show as the node's help; tools/build_node_docs.py writes it
+    from DESCRIPTION and the tooltips."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_node_docs.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(os.listdir(os.path.join(ROOT, "web", "docs"))) == sorted(f"{n}.md" for n in NODE_CLASS_MAPPINGS)
