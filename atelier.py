@@ -26,6 +26,11 @@ def load_pack():
 
 
 if __name__ == "__main__":
-    load_pack()
+    try:
+        load_pack()
+    except ModuleNotFoundError as e:   # no torch: the pack's one-line advice, not a traceback
+        if e.name != "torch":
+            raise
+        sys.exit(f"error: {e}")
     from autoencoder_atelier.headless.cli import main
     sys.exit(main())
