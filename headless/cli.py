@@ -58,17 +58,25 @@ def load_prompt(path, overrides=()):
     return apply_overrides(workflow.to_api(wf, runner.input_types_of), overrides)
 
 
-def print_outputs(ui):
+def print_outputs(prompt, ui):
+    """What each output node made: files written, and the card of each model loaded."""
     for node_id, out in ui.items():
         for item in out.get("images", []):
             print(f"image  {item['path']}")
         for text in out.get("text", []):
-            print(f"model  {text}")
+            if prompt[node_id]["class_type"] == "AtelierLoadAutoencoder":
+                name = prompt[node_id]["inputs"]["ae_name"]
+                print(f"model card of {name}:\n" + "\n".join("  " + line for line in text.splitlines()))
+            else:
+                print(f"saved  {text}")
+
+
+def run_prompt(prompt, args):
+    print_outputs(prompt, runner.run(prompt, progress=not args.quiet))
 
 
 def cmd_run(args):
-    ui = runner.run(load_prompt(args.workflow, args.set), progress=not args.quiet)
-    print_outputs(ui)
+    run_prompt(load_prompt(args.workflow, args.set), args)
 
 
 def cmd_convert(args):
@@ -97,9 +105,7 @@ def cmd_demo(args):
     procedural.write_folder(art, count=48, size=128, seed=0)
     log.info("wrote 48 procedural artworks to %s", art)
     t = time.perf_counter()
-    ui = runner.run(load_prompt(DEMO_WORKFLOW, [f"folder={json.dumps(art)}"] + list(args.set)),
-                    progress=not args.quiet)
-    print_outputs(ui)
+    run_prompt(load_prompt(DEMO_WORKFLOW, [f"folder={json.dumps(art)}"] + list(args.set)), args)
     print(f"demo finished in {time.perf_counter() - t:.0f}s; outputs in {bridge.output_dir()}")
 
 

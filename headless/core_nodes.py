@@ -29,6 +29,10 @@ class LoadImage:
 
     def load_image(self, image):
         path = image if os.path.isabs(image) else os.path.join(bridge.input_dir(), image)
+        if not os.path.isfile(path):
+            raise ValueError(f"Load Image: there is no image file {path}. Names without a folder are looked up in "
+                             f"the input folder, {bridge.input_dir()} (change it with --input-dir or "
+                             "ATELIER_INPUT_DIR); or give the full path")
         try:
             rgb = open_image(path)
         except ImageFolderError as e:

@@ -1,15 +1,23 @@
 """Executes an API-format prompt with the pack's nodes and the core stand-ins, as ComfyUI would:
 only what output nodes need, in dependency order, validated first, inside torch.inference_mode()."""
+import contextlib
 import logging
+import os
 import sys
 import time
 
 import torch
 
-from ..nodes import NODE_CLASS_MAPPINGS
+from ..nodes import NODE_CLASS_MAPPINGS, bridge
 from ..nodes.bridge import HeadlessProgressBar
 from .core_nodes import CORE_NODES
 from .workflow import WorkflowError, is_widget
+
+try:   # a dev requirement: bars that log lines do not run into; without it, the plain bar below
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+except ImportError:
+    tqdm = None
 
 log = logging.getLogger("autoencoder_atelier.runner")
 NODES = {**NODE_CLASS_MAPPINGS, **CORE_NODES}
@@ -106,25 +114,77 @@ class TextProgress:
             log.info("%s: %d/%d (%d%%)", self.label, value, total, pct)
         self.last = pct
 
+    def close(self):
+        if self.tty and 0 <= self.last < 100:   # a node that stopped half-way: end its line
+            sys.stderr.write("\n")
+
+
+class TqdmProgress:
+    """tqdm's bar, redrawn below each log line (logging_redirect_tqdm in run())."""
+
+    def __init__(self, label):
+        self.label, self.bar = label, None
+
+    def __call__(self, value, total, preview=None):
+        if self.bar is None or self.bar.total != total:   # a node's second phase (e.g. decode after encode)
+            self.close()
+            self.bar = tqdm(total=total, desc=self.label, file=sys.stderr, dynamic_ncols=True, leave=True)
+        self.bar.update(value - self.bar.n)
+        if value >= total:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _progress(enabled):
+    """(bar factory, context for the run): tqdm on a terminal where installed, else the plain bar."""
+    if not enabled:
+        return (lambda label: None), contextlib.nullcontext()
+    if tqdm is not None and sys.stderr.isatty():
+        return TqdmProgress, logging_redirect_tqdm()
+    return TextProgress, contextlib.nullcontext()
+
+
+def announce_models(prompt, order):
+    """Say which model file each loader uses, and name newer ones: a workflow keeps the model it was saved
+    with (the demo's, in the examples), and running it on another without noticing is easy."""
+    names = bridge.list_models()
+    folder = bridge.model_dirs()[0]
+    newest = max(names, key=lambda n: os.path.getmtime(os.path.join(folder, n)), default=None)
+    for node_id in order:
+        node = prompt[node_id]
+        if node["class_type"] == "AtelierLoadAutoencoder" and isinstance(node["inputs"].get("ae_name"), str):
+            name = node["inputs"]["ae_name"]
+            hint = (f"; the newest model is {newest}: pick it with --set {node_id}.ae_name={newest}"
+                    if newest and newest != name else "")
+            log.info("%s uses model %s%s", _label(node_id, node), name, hint)
+
 
 def run(prompt, progress=True):
     """Execute ``prompt``; returns {node_id: ui dict} for output nodes."""
     prompt = {str(k): {**v, "inputs": dict(v.get("inputs", {}))} for k, v in prompt.items()}
     order = plan(prompt)
+    announce_models(prompt, order)
     results, ui = {}, {}
-    with torch.inference_mode():
+    bar, redirect = _progress(progress)
+    with torch.inference_mode(), redirect:
         for node_id in order:
             node = prompt[node_id]
             cls = NODES[node["class_type"]]
             kwargs = {k: (results[str(v[0])][v[1]] if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
                           else v) for k, v in node["inputs"].items()}
             label = _label(node_id, node)
-            HeadlessProgressBar.hook = TextProgress(label) if progress else None
+            HeadlessProgressBar.hook = hook = bar(label)
             t = time.perf_counter()
             try:
                 out = getattr(cls(), cls.FUNCTION)(**kwargs)
             finally:
                 HeadlessProgressBar.hook = None
+                if hook is not None:
+                    hook.close()
             if isinstance(out, dict):
                 if "ui" in out:
                     ui[node_id] = out["ui"]

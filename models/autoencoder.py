@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import compression, validate_config
+from .losses import loss_label
 from .networks import build_network
 
 
@@ -74,7 +75,7 @@ class Autoencoder:
         s = self.state.summary
         if self.state.step:
             lines.append(f"trained {self.state.step} steps on {s.get('data_size', '?')} images"
-                         + (f", last loss {s['final_loss']:.5f}" if "final_loss" in s else ""))
+                         + (f", {loss_label(s['final_loss'])}" if "final_loss" in s else ""))
         else:
             lines.append("untrained")
         return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Reconstruction losses and quality metrics (images in 0..1, [B,C,H,W])."""
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,3 +43,23 @@ def psnr(recon, target):
     """PSNR in dB over the whole batch (peak 1.0), on images clamped to 0..1."""
     mse = F.mse_loss(recon.clamp(0, 1).float(), target.float())
     return float(10 * torch.log10(1.0 / mse.clamp_min(1e-12)))
+
+
+def smoothed_loss(history):
+    """The loss at each step averaged over the steps before it (20, or 2% of the run if longer): the line the
+    loss curve draws over the raw values. Its end is the run's one "last loss" figure (loss curve and model
+    card alike), since a single step's loss is mostly the noise of which images that step drew."""
+    v = np.asarray(history, dtype=np.float64)
+    window = max(20, len(v) // 50)
+    sums = np.concatenate([[0.0], np.cumsum(v)])
+    end = np.arange(1, len(v) + 1)
+    start = np.maximum(0, end - window)
+    return (sums[end] - sums[start]) / (end - start)
+
+
+def last_loss(history):
+    return float(smoothed_loss(history)[-1]) if len(history) else None
+
+
+def loss_label(value):
+    return f"last loss {value:.3g}"

@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .losses import loss_label, smoothed_loss
+
 
 def image_grid(images, columns=0, padding=2, background=1.0):
     """[B,H,W,3] -> [1,H',W',3]; columns=0 picks a near-square layout."""
@@ -29,40 +31,82 @@ def _to_tensor(img):
     return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)[None]
 
 
-def loss_curve(history, width=640, height=320, title="training loss"):
-    """A log-scale line plot of the loss per step, with a smoothed line on top."""
+def _log_ticks(lo, hi):
+    """Round values between 10**lo and 10**hi for a log axis: decades, else 1-2-5, else every digit; at least 3."""
+    for mantissas in ((1,), (1, 2, 5), range(1, 10)):
+        ticks = [m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in mantissas]
+        ticks = [t for t in ticks if lo <= math.log10(t) <= hi]
+        if len(ticks) >= 3:
+            return ticks
+    return [10 ** (lo + (hi - lo) * i / 4) for i in range(5)]   # a range narrower than one digit
+
+
+def _step_ticks(n):
+    """Round step numbers 0..n, 4 to 10 of them."""
+    unit = 10 ** max(0, math.floor(math.log10(max(n, 1))) - 1)
+    for m in (1, 2, 5, 10, 20, 50):
+        if n / (m * unit) <= 8:
+            return list(range(0, n + 1, m * unit))
+    return [0, n]
+
+
+def loss_curve(history, width=640, height=360, title="training loss"):
+    """The loss per step on a log scale: the raw values faint, their running mean (smoothed_loss) on top,
+    and its last value, the same "last loss" the model card shows."""
     img = Image.new("RGB", (width, height), (250, 250, 248))
     d = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    left, right, top, bottom = 64, 16, 28, 36
-    d.text((left, 8), title, fill=(40, 40, 40), font=font)
+    font, small = ImageFont.load_default(size=14), ImageFont.load_default(size=12)
+    ink, grey, blue = (40, 40, 40), (100, 100, 100), (30, 80, 200)
+    left, right, top, bottom = 84, 20, 40, 48
+    d.text((left, 12), title, fill=ink, font=font)
     vals = np.asarray([v for v in history if v > 0 and math.isfinite(v)], dtype=np.float64)
     if len(vals) < 2:
-        d.text((left, height // 2), "no training steps yet", fill=(120, 120, 120), font=font)
+        d.text((left, height // 2), "no training steps yet", fill=grey, font=font)
         return _to_tensor(img)
+    smooth = smoothed_loss(vals)
+    last = loss_label(smooth[-1])
+    last_w = d.textlength(last, font=font)
+    if left + d.textlength(title, font=font) + 24 + last_w <= width - right:
+        d.text((width - right - last_w, 12), last, fill=blue, font=font)
+    else:   # a long title (a blow-up's message): the figure goes on a line of its own
+        d.text((left, 30), last, fill=blue, font=font)
+        top += 18
     lo, hi = np.log10(vals.min()), np.log10(vals.max())
-    if hi - lo < 1e-6:
-        lo, hi = lo - 0.5, hi + 0.5
+    pad = max(hi - lo, 0.2) * 0.05   # a little air, and a visible range for a flat curve
+    lo, hi = lo - pad, hi + pad
     pw, ph = width - left - right, height - top - bottom
+    n = len(vals)
 
-    def xy(i, v):
-        return left + pw * i / (len(vals) - 1), top + ph * (1 - (np.log10(v) - lo) / (hi - lo))
+    def x(step):
+        return left + pw * step / n
 
-    for e in range(math.floor(lo), math.ceil(hi) + 1):  # decade grid lines
-        if lo <= e <= hi:
-            y = xy(0, 10.0 ** e)[1]
-            d.line([(left, y), (width - right, y)], fill=(225, 225, 225))
-            d.text((6, y - 6), f"1e{e}", fill=(90, 90, 90), font=font)
-    for v in (vals.max(), vals.min()):
-        d.text((6, xy(0, v)[1] - 6), f"{v:.2g}", fill=(90, 90, 90), font=font)
+    def y(v):
+        return top + ph * (1 - (math.log10(v) - lo) / (hi - lo))
+
+    ticks = sorted(_log_ticks(lo, hi), reverse=True)
+    digits = next(k for k in range(2, 8) if len({f"{t:.{k}g}" for t in ticks}) == len(ticks))
+    last_y = -99
+    for t in ticks:   # top down, skipping labels that would touch
+        ty = y(t)
+        d.line([(left, ty), (width - right, ty)], fill=(228, 228, 228))
+        if ty - last_y >= 16:
+            label = f"{t:.{digits}g}"
+            d.text((left - 6 - d.textlength(label, font=small), ty - 7), label, fill=grey, font=small)
+            last_y = ty
+    for step in _step_ticks(n):
+        tx = x(step)
+        d.line([(tx, height - bottom), (tx, height - bottom + 4)], fill=(160, 160, 160))
+        label = str(step)
+        d.text((tx - d.textlength(label, font=small) / 2, height - bottom + 6), label, fill=grey, font=small)
+    d.text((left + pw / 2 - 14, height - 20), "step", fill=ink, font=font)
+    axis = Image.new("RGB", (110, 18), img.getpixel((0, 0)))
+    ImageDraw.Draw(axis).text((0, 0), "loss (log scale)", fill=ink, font=font)
+    img.paste(axis.rotate(90, expand=True), (4, int(top + ph / 2 - 55)))
     d.rectangle([left, top, width - right, height - bottom], outline=(160, 160, 160))
-    d.line([xy(i, v) for i, v in enumerate(vals)], fill=(170, 190, 230), width=1)
-    k = max(1, len(vals) // 50)
-    smooth = np.convolve(vals, np.ones(k) / k, mode="valid")
-    d.line([xy(i + k // 2, v) for i, v in enumerate(smooth)], fill=(30, 80, 200), width=2)
-    d.text((left, height - bottom + 8), "step 0", fill=(90, 90, 90), font=font)
-    d.text((width - right - 70, height - bottom + 8), f"step {len(vals)}", fill=(90, 90, 90), font=font)
-    d.text((left + pw // 2 - 40, height - bottom + 8), f"last {vals[-1]:.4g}", fill=(30, 80, 200), font=font)
+    d.line([(x(i + 1), y(v)) for i, v in enumerate(vals)], fill=(200, 212, 238), width=1)
+    d.line([(x(i + 1), y(v)) for i, v in enumerate(smooth)], fill=blue, width=2)
+    ex, ey = x(n), y(smooth[-1])
+    d.ellipse([ex - 4, ey - 4, ex + 4, ey + 4], fill=blue)
     return _to_tensor(img)
 
 

@@ -15,7 +15,7 @@ import torch
 
 from .corruption import CORRUPTIONS, corrupt
 from .latent_stats import latent_statistics
-from .losses import LOSSES, psnr, reconstruction_loss
+from .losses import LOSSES, last_loss, psnr, reconstruction_loss
 from .precision import autocast_dtype, slowdown
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,6 @@ class Trainer:
         self.net.eval()
         st = self.ae.state
         st.loss_history = self.history[-HISTORY_LIMIT:]
-        recent = self.history[-20:]
         sample = self.sample_images()
         with torch.no_grad():
             quality = psnr(self.net.reconstruct(sample), sample)
@@ -316,8 +315,8 @@ class Trainer:
             "corruption": self.settings.corruption,
             "psnr": round(quality, 3),
         })
-        if recent:
-            st.summary["final_loss"] = sum(recent) / len(recent)
+        if st.loss_history:
+            st.summary["final_loss"] = last_loss(st.loss_history)
         st.latent_stats = latent_statistics(self.net, self.data, self.crop)
         return self.ae
 

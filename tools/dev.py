@@ -2,8 +2,7 @@
 """Developer bootstrap: the README's two commands, on a fresh clone with nothing but Python 3.10+.
 
     python tools/dev.py demo [options]      # python atelier.py demo, inside the project's .venv
-    python tools/dev.py test [pytest args]  # python -m pytest -q tests, inside the project's .venv
-    python tools/dev.py run ARGS...         # python atelier.py ARGS..., inside the project's .venv
+    python tools/dev.py test [pytest args]  # python -m pytest -q tests (or the args given), inside .venv
 
 The first call makes ./.venv and installs requirements-dev.txt into it, plus a CPU build of torch
 (PyTorch's CPU-only index where it answers, else the pinned release from the default index, whose
@@ -102,15 +101,16 @@ def ensure_venv():
 
 
 def main(argv):
-    atelier, tests = os.path.join(ROOT, "atelier.py"), os.path.join(ROOT, "tests")
-    commands = {"demo": [atelier, "demo"], "run": [atelier], "test": ["-m", "pytest", "-q", tests]}
-    if not argv or argv[0] not in commands:
+    if not argv or argv[0] not in ("demo", "test"):
         sys.exit(__doc__)
     if sys.version_info < (3, 10):
         sys.exit(f"[dev] Python 3.10 or newer is needed; this is {sys.version.split()[0]}")
     python = ensure_venv()
-    code = subprocess.call([python, *commands[argv[0]], *argv[1:]])
-    if argv[0] == "test" and code == 5:   # pytest: no test was collected, which must not look like a pass
+    if argv[0] == "demo":
+        return subprocess.call([python, os.path.join(ROOT, "atelier.py"), "demo", *argv[1:]])
+    # From the repository root, where pytest finds its settings and tests/.
+    code = subprocess.call([python, "-m", "pytest", "-q", *(argv[1:] or ["tests"])], cwd=ROOT)
+    if code == 5:   # pytest collected no test, which must not look like a pass
         say("no tests ran")
     return code
 
