@@ -518,7 +518,7 @@ def test_train_node_returns_a_new_model_and_pictures():
     trained, curve, grid = run("AtelierTrainAutoencoder", autoencoder=ae, images=procedural(4, 32), steps=3,
                                batch_size=2, learning_rate=0.005, seed=0, loss="mse")
     assert trained is not ae and trained.state.step == 3 and not weights_equal(trained, ae)
-    assert curve.shape == (1, 320, 640, 3) and curve.dtype == torch.float32
+    assert curve.shape == (1, 360, 640, 3) and curve.dtype == torch.float32
     # 4 originals over 4 reconstructions, 32 px each with 2 px padding
     assert grid.shape == (1, 2 * 32 + 3 * 2, 4 * 32 + 5 * 2, 3)
     assert 0 <= grid.min() and grid.max() <= 1
