@@ -13,7 +13,8 @@ from PIL import Image
 
 from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, open_image
 from ..nodes import bridge
-from ..nodes.save_paths import numbered_files
+from ..models.files import write_new_file
+from ..nodes.save_paths import candidates, numbered_files
 
 
 class LoadImage:
@@ -48,16 +49,18 @@ def to_pil(img):
     return Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8))
 
 
+def save_numbered(prefix, folder, suffix, node, kind, write):
+    """Write one file named as ComfyUI's savers do (``<prefix>_NNNNN_.png``), claiming a free number
+    atomically; returns its entry for the node's "ui" output."""
+    directory, stem, subfolder, counter = numbered_files(prefix, folder, suffix, node)
+    path = write_new_file(candidates(directory, stem, suffix, counter), write)
+    return {"filename": os.path.basename(path), "subfolder": subfolder, "type": kind, "path": path}
+
+
 def save_images(images, folder, prefix, kind):
-    """Write a batch as numbered PNGs the way ComfyUI's SaveImage names them (``<prefix>_NNNNN_.png``)."""
-    directory, stem, subfolder, counter = numbered_files(prefix, folder, "_.png", "Save Image")
-    results = []
-    for i, img in enumerate(images):
-        name = f"{stem}_{counter + i:05}_.png"
-        path = os.path.join(directory, name)
-        to_pil(img).save(path)
-        results.append({"filename": name, "subfolder": subfolder, "type": kind, "path": path})
-    return results
+    """Write a batch as numbered PNGs."""
+    return [save_numbered(prefix, folder, "_.png", "Save Image", kind,
+                          lambda tmp, im=to_pil(img): im.save(tmp, format="PNG")) for img in images]
 
 
 class SaveImage:
@@ -72,6 +75,16 @@ class SaveImage:
         return {"ui": {"images": save_images(images, bridge.output_dir(), filename_prefix, "output")}}
 
 
+_preview_dir = []
+
+
+def preview_dir():
+    """This process's private folder for previews (mkdtemp: no fixed name in /tmp another user could own)."""
+    if not _preview_dir:
+        _preview_dir.append(tempfile.mkdtemp(prefix="atelier_preview_"))
+    return _preview_dir[0]
+
+
 class PreviewImage:
     CATEGORY, FUNCTION, OUTPUT_NODE = "image", "save_images", True
     RETURN_TYPES = ()
@@ -81,8 +94,7 @@ class PreviewImage:
         return {"required": {"images": ("IMAGE",)}}
 
     def save_images(self, images):
-        folder = os.path.join(tempfile.gettempdir(), "atelier_preview")
-        return {"ui": {"images": save_images(images, folder, "preview", "temp")}}
+        return {"ui": {"images": save_images(images, preview_dir(), "preview", "temp")}}
 
 
 class SaveAnimatedWEBP:
@@ -100,15 +112,13 @@ class SaveAnimatedWEBP:
                              "method": (list(cls.METHODS),)}}
 
     def save_images(self, images, fps, filename_prefix, lossless, quality, method):
-        directory, stem, subfolder, counter = numbered_files(filename_prefix, bridge.output_dir(), "_.webp",
-                                                             "Save Animated WEBP")
         frames = [to_pil(img) for img in images]
-        name = f"{stem}_{counter:05}_.webp"
-        path = os.path.join(directory, name)
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000.0 / fps), lossless=lossless,
-                       quality=quality, method=self.METHODS[method])
-        return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output", "path": path}],
-                       "animated": (len(frames) > 1,)}}
+
+        def write(tmp):
+            frames[0].save(tmp, format="WEBP", save_all=True, append_images=frames[1:], duration=int(1000.0 / fps),
+                           lossless=lossless, quality=quality, method=self.METHODS[method])
+        entry = save_numbered(filename_prefix, bridge.output_dir(), "_.webp", "Save Animated WEBP", "output", write)
+        return {"ui": {"images": [entry], "animated": (len(frames) > 1,)}}
 
 
 CORE_NODES = {"LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage,

@@ -2,8 +2,8 @@
 
 Files come from strangers, so reading trusts nothing: the header is parsed and checked
 (size, offsets, metadata, config ranges, tensor names and shapes against the config)
-before a single weight is allocated, and pickles are never loaded. Writes go to a
-temporary file that is renamed into place, so a failed save leaves no file behind.
+before a single weight is allocated, and pickles are never loaded. Writes go through
+models/files.py: a failed save leaves no file behind and a new save never replaces another.
 """
 import datetime
 import json
@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from . import __version__
+from . import __version__, files
 from .autoencoder import Autoencoder, TrainState
 from .config import ConfigError, validate_config
 from .networks import build_network
@@ -86,7 +86,7 @@ def to_metadata(ae):
 
 def save_file(tensors, filename, metadata=None):
     """safetensors' save_file, but written by Python: failures are OSErrors with their errno (disk full,
-    read-only, name too long) and the data is on disk (fsync) before the caller renames the file into place."""
+    read-only, name too long) and the data is on disk (fsync) before the file gets its final name."""
     data = save(tensors, metadata=metadata)
     with open(filename, "wb") as f:
         f.write(data)
@@ -94,20 +94,19 @@ def save_file(tensors, filename, metadata=None):
         os.fsync(f.fileno())
 
 
+def _writer(ae):
+    tensors, metadata = to_tensors(ae), to_metadata(ae)
+    return lambda tmp: save_file(tensors, tmp, metadata=metadata)
+
+
 def save_autoencoder(ae, path):
-    """Write ``ae`` to ``path`` atomically (temporary file, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        save_file(to_tensors(ae), tmp, metadata=to_metadata(ae))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Write ``ae`` to ``path`` atomically, replacing any file there."""
+    return files.replace_file(os.fspath(path), _writer(ae))
+
+
+def save_new_autoencoder(ae, candidates):
+    """Write ``ae`` under the first of ``candidates`` (paths) that is free, never replacing a file; returns it."""
+    return files.write_new_file(candidates, _writer(ae))
 
 
 # -- reading ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from ..models import storage
 from ..models.autoencoder import Autoencoder
 from ..models.config import DOWNSCALES, ConfigError, default_config
 from . import bridge
-from .save_paths import numbered_files
+from .save_paths import candidates, numbered_files
 from .schema import AUTOENCODER, CATEGORY, COMBO, INT, LINK, SEED, STRING
 
 
@@ -110,10 +110,10 @@ class AtelierLoadAutoencoder:
         return {"ui": {"text": [card]}, "result": (ae, card)}
 
 
-def model_save_path(prefix, folder):
-    """``folder/<prefix>_NNNNN.safetensors`` with the next free counter; prefix may hold subfolders."""
+def model_save_paths(prefix, folder):
+    """``folder/<prefix>_NNNNN.safetensors`` from the next free counter on; prefix may hold subfolders."""
     directory, stem, _, n = numbered_files(prefix, folder, ".safetensors", "Atelier Save Autoencoder")
-    return os.path.join(directory, f"{stem}_{n:05d}.safetensors")
+    return candidates(directory, stem, ".safetensors", n)
 
 
 class AtelierSaveAutoencoder:
@@ -137,8 +137,7 @@ class AtelierSaveAutoencoder:
     def save(self, autoencoder, filename_prefix):
         folder = bridge.model_dirs()[0]
         try:
-            path = model_save_path(filename_prefix, folder)
-            storage.save_autoencoder(autoencoder, path)
+            path = storage.save_new_autoencoder(autoencoder, model_save_paths(filename_prefix, folder))
         except OSError as e:  # disk full, read-only folder, a name the file system refuses
             raise ValueError(f"Atelier Save Autoencoder: could not write into {folder} ({e.strerror or e}); nothing "
                              "was saved. Free some disk space, make the folder writable, or try a plainer "

@@ -1,13 +1,18 @@
 """Numbered output files from a user's filename_prefix, shared by Save Autoencoder and the headless
 Save/Preview Image stand-ins: the prefix may name subfolders but never leave the output folder."""
+import itertools
 import os
 import re
 
 _BAD_CHARACTERS = re.compile(r'[<>:"|?*\x00-\x1f]')
+# Counters of more digits are strays (hand-named files), not saves: following them would make names too long.
+_MAX_DIGITS = 9
 
 
 def numbered_files(prefix, folder, suffix, node):
-    """(directory, stem, subfolder, next free counter) for files ``<stem>_NNNNN<suffix>`` under ``folder``."""
+    """(directory, stem, subfolder, first counter worth trying) for files ``<stem>_NNNNN<suffix>`` under
+    ``folder``. The counter only starts the search: ``candidates`` and models.files.write_new_file claim a
+    name atomically, so two saves at once never get the same one."""
     parts = re.split(r"[\\/]", prefix or "")
     if not prefix or os.path.isabs(prefix) or prefix.startswith(("/", "\\")) or ".." in parts \
             or any(p in ("", ".") for p in parts) or _BAD_CHARACTERS.search(prefix) or len(prefix) > 200:
@@ -16,6 +21,12 @@ def numbered_files(prefix, folder, suffix, node):
     directory = os.path.join(folder, *parts[:-1])
     os.makedirs(directory, exist_ok=True)
     stem = parts[-1]
-    pattern = re.compile(re.escape(stem) + r"_(\d{5,})" + re.escape(suffix) + "$")
-    used = [int(m.group(1)) for n in os.listdir(directory) if (m := pattern.match(n))]
+    # Case-folded: on Windows and macOS 'Portrait_00001' and 'portrait_00001' are the same file.
+    pattern = re.compile(re.escape(stem.casefold()) + r"_(\d{5,%d})" % _MAX_DIGITS + re.escape(suffix.casefold()) + "$")
+    used = [int(m.group(1)) for n in os.listdir(directory) if (m := pattern.match(n.casefold()))]
     return directory, stem, "/".join(parts[:-1]), max(used, default=0) + 1
+
+
+def candidates(directory, stem, suffix, counter):
+    """``directory/<stem>_NNNNN<suffix>`` for counter, counter + 1, ..."""
+    return (os.path.join(directory, f"{stem}_{n:05d}{suffix}") for n in itertools.count(counter))

@@ -360,7 +360,7 @@ def test_a_save_killed_before_the_rename_leaves_no_loadable_model(complete, trai
         call("AtelierSaveAutoencoder", autoencoder=trained, filename_prefix="style")
     monkeypatch.undo()
     (left,) = os.listdir(tmp_dirs.models)
-    assert left.startswith(".style_00001.safetensors.") and left.endswith(".tmp")
+    assert left.startswith(".atelier-") and left.endswith(".tmp")
     assert bridge.list_models() == []
     with pytest.raises(ValueError, match="not a model file name"):
         call("AtelierLoadAutoencoder", ae_name=left)
