@@ -8,12 +8,14 @@ models/files.py: a failed save leaves no file behind and a new save never replac
 import datetime
 import json
 import logging
+import math
 import os
 import re
 import struct
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save
 
 from . import __version__, files
@@ -115,54 +117,123 @@ def _fail(path, what, fix):
     return ModelFileError(f"{os.path.basename(path)}: {what}. {fix}")
 
 
-def read_header(path):
-    """Parse and sanity-check a safetensors header: returns (metadata, {name: (dtype, shape)})."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise _fail(path, "file not found", "Check the name, or refresh the node list (press R) after adding files")
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(8)
+_ITEM_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
+_DAMAGED = "The file is damaged; re-save or re-download it"
+
+
+class _ModelFile:
+    """One open handle on a model file: the header is read and checked on opening, the tensor bytes only when
+    asked, from the same handle and never memory-mapped. A file truncated or replaced meanwhile cannot make
+    the loaded bytes differ from the checked ones, or kill the process (SIGBUS, as a mapped read would)."""
+
+    def __init__(self, path):
+        self.path = path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise _fail(path, "file not found", "Check the name, or refresh the node list (press R) after adding files")
+        try:
+            self.f = open(path, "rb")
+        except OSError as e:
+            raise self._unreadable(e) from None
+        try:
+            self.meta, self.entries = self._read_header()
+        except BaseException:
+            self.f.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def _unreadable(self, e):
+        return _fail(self.path, f"cannot be read ({e.strerror or e})", "Check the file's permissions and the disk")
+
+    def _read_header(self):
+        path = self.path
+        try:
+            size = os.fstat(self.f.fileno()).st_size
+            head = self.f.read(8)
             (n,) = struct.unpack("<Q", head) if len(head) == 8 else (None,)
             plausible = n is not None and n <= MAX_HEADER_BYTES and n + 8 <= size
-            raw = f.read(n) if plausible else b""
-    except OSError as e:
-        raise _fail(path, f"cannot be read ({e.strerror or e})", "Check the file's permissions and the disk") from None
-    if not raw.startswith(b"{"):
-        # Sniff only once the file fails as safetensors: a valid header length can start with 0x80 too.
-        if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
-            raise _fail(path, "this is a pickled PyTorch checkpoint (.ckpt/.pt) renamed to .safetensors",
-                        "Pickles can run code, so they are never loaded; re-save the weights as safetensors")
-        if n is None:
-            raise _fail(path, f"file is only {size} bytes, too short to be safetensors", "Re-save or re-download it")
-        raise _fail(path, "header is cut off or not a safetensors header (file truncated or of another kind)",
-                    "Re-save or re-download the file")
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise _fail(path, "header is not valid safetensors JSON", "The file is damaged; re-save or re-download it") from None
-    if not isinstance(header, dict):
-        raise _fail(path, "header is not a JSON object", "The file is damaged; re-save or re-download it")
-    meta = header.pop("__metadata__", None) or {}
-    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-        raise _fail(path, "metadata is not a map of strings", "The file is damaged or not ours")
-    data_len = size - 8 - n
-    tensors = {}
-    for name, info in header.items():
-        try:
-            dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
-            ok = (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
-                  and type(start) is int and type(end) is int and 0 <= start <= end)
-        except (TypeError, KeyError, ValueError):
-            ok = False
-        if not ok:
-            raise _fail(path, f"tensor entry {name!r} is malformed", "The file is damaged; re-save or re-download it")
-        if end > data_len:
-            raise _fail(path, "file is truncated (tensor data ends past the end of the file)",
+            raw = self.f.read(n) if plausible else b""
+        except OSError as e:
+            raise self._unreadable(e) from None
+        if not raw.startswith(b"{") or len(raw) != n:
+            # Sniff only once the file fails as safetensors: a valid header length can start with 0x80 too.
+            if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+                raise _fail(path, "this is a pickled PyTorch checkpoint (.ckpt/.pt) renamed to .safetensors",
+                            "Pickles can run code, so they are never loaded; re-save the weights as safetensors")
+            if n is None:
+                raise _fail(path, f"file is only {size} bytes, too short to be safetensors", "Re-save or re-download it")
+            raise _fail(path, "header is cut off or not a safetensors header (file truncated or of another kind)",
                         "Re-save or re-download the file")
-        tensors[name] = (dtype, tuple(shape))
-    return meta, tensors
+        try:
+            header = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise _fail(path, "header is not valid safetensors JSON", _DAMAGED) from None
+        if not isinstance(header, dict):
+            raise _fail(path, "header is not a JSON object", _DAMAGED)
+        meta = header.pop("__metadata__", None) or {}
+        if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+            raise _fail(path, "metadata is not a map of strings", "The file is damaged or not ours")
+        self.data_len = size - 8 - n
+        entries = {}
+        for name, info in header.items():
+            try:
+                dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+                ok = (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+                      and type(start) is int and type(end) is int and 0 <= start <= end)
+            except (TypeError, KeyError, ValueError):
+                ok = False
+            if not ok:
+                raise _fail(path, f"tensor entry {name!r} is malformed", _DAMAGED)
+            if end > self.data_len:
+                raise _fail(path, "file is truncated (tensor data ends past the end of the file)",
+                            "Re-save or re-download the file")
+            if dtype not in FLOAT_DTYPES:
+                raise _fail(path, f"tensor {name!r} has dtype {dtype}, expected floating point", "The file is not ours")
+            if end - start != math.prod(shape) * _ITEM_SIZE[dtype]:
+                raise _fail(path, f"could not read tensors ({name!r} has {end - start} bytes for its shape "
+                            f"{shape})", _DAMAGED)
+            entries[name] = (dtype, tuple(shape), start, end)
+        position = 0
+        for name, (_, _, start, end) in sorted(entries.items(), key=lambda e: e[1][2:]):
+            if start != position:
+                raise _fail(path, f"could not read tensors (the data of {name!r} overlaps another tensor or leaves "
+                            "a gap)", _DAMAGED)
+            position = end
+        if position != self.data_len:
+            raise _fail(path, f"could not read tensors ({self.data_len - position} stray bytes after the tensor "
+                        "data)", _DAMAGED)
+        return meta, entries
+
+    def shapes(self):
+        return {k: v[1] for k, v in self.entries.items()}
+
+    def tensors(self):
+        """{name: float32 tensor} from the bytes after the header, read now in one go."""
+        try:
+            data = bytearray(self.data_len)
+            got = self.f.readinto(data)
+        except OSError as e:
+            raise self._unreadable(e) from None
+        if got != self.data_len or self.f.read(1):
+            raise _fail(self.path, "the file changed while it was read (another program is writing it?)",
+                        "Wait until the file is complete, then load it again")
+        out = {}
+        for name, (dtype, shape, start, end) in self.entries.items():
+            n = math.prod(shape)
+            t = (torch.frombuffer(data, dtype=FLOAT_DTYPES[dtype], count=n, offset=start) if n
+                 else torch.empty(0, dtype=FLOAT_DTYPES[dtype]))
+            out[name] = t.reshape(shape).to(torch.float32, copy=True)
+        return out
+
+
+def read_header(path):
+    """Parse and sanity-check a safetensors header: returns (metadata, {name: (dtype, shape)})."""
+    with _ModelFile(path) as f:
+        return f.meta, {k: v[:2] for k, v in f.entries.items()}
 
 
 def _json_field(path, meta, key, limit=MAX_META_CHARS):
@@ -196,41 +267,118 @@ def read_config(path, meta):
         raise _fail(path, f"its config is invalid ({e})", "The file is damaged or was edited; it cannot be loaded") from None
 
 
-def _expected_shapes(config):
-    """Tensor names and shapes the config implies, computed on the meta device (no memory)."""
+# -- what each group of tensors must be ---------------------------------------------------
+# A file's tensors are named "<group>.<name>". Each group says which names and shapes a config allows and
+# what its values must satisfy; a group another module adds to the file (a latent prior, a discriminator)
+# adds one entry here and is checked like the rest, before anything is built from it.
+
+@dataclass(frozen=True)
+class TensorGroup:
+    shapes: Callable     # (config, parameter shapes) -> {name: shape}; a shape of None = any 1-D length
+    check: Callable      # ({name: float32 tensor} of this group, as in the file) -> what is wrong, or None
+    required: bool = False
+
+
+def _finite(tensors):
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    return f"{bad[0]!r} contains NaN or infinite values" if bad else None
+
+
+def _check_optimizer(t):
+    if t and len(t) != 3 * len({k.split(".")[1] for k in t}):
+        return "its optimizer state is incomplete"
+    steps = [v for k, v in t.items() if k.endswith(".step")]
+    return (_finite(t) or ("an optimizer step count is negative or fractional"
+                           if any(v.item() < 0 or v.item() != round(v.item()) for v in steps) else None)
+            or ("optimizer second moments (exp_avg_sq) are negative"
+                if any((v < 0).any() for k, v in t.items() if k.endswith(".exp_avg_sq")) else None))
+
+
+def _check_latent_stats(t):
+    if len(t) == 1:
+        return "its latent statistics are incomplete (a mean without a covariance or the other way round)"
+    if not t or _finite(t):
+        return _finite(t)
+    cov = t["stats.cov"].double()
+    scale = cov.abs().max().item() + 1e-12
+    if (cov - cov.T).abs().max().item() > 1e-4 * scale:
+        return "its latent covariance is not symmetric"
+    if torch.linalg.eigvalsh(cov).min().item() < -1e-4 * scale:
+        return "its latent covariance is not positive semi-definite (a variance below zero)"
+    return None
+
+
+def _optimizer_shapes(config, params):
+    return {f"optim.{i}.{k}": shape if k != "step" else () for i, shape in enumerate(params) for k in OPTIM_KEYS}
+
+
+TENSOR_GROUPS = {
+    "model": TensorGroup(lambda config, params: _network_shapes(config), _finite, required=True),
+    "optim": TensorGroup(_optimizer_shapes, _check_optimizer),
+    "stats": TensorGroup(lambda config, params: {"stats.mean": (config["latent_channels"],),
+                                                 "stats.cov": (config["latent_channels"],) * 2},
+                         _check_latent_stats),
+    "train": TensorGroup(lambda config, params: {"train.loss_history": None}, _finite),
+}
+
+
+def _network_shapes(config):
+    """Weight names and shapes the config implies, computed on the meta device (no memory)."""
     with torch.device("meta"):
         net = build_network(config)
-    params = [tuple(p.shape) for p in net.parameters()]
-    expected = {f"model.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
-    return expected, params
+    return {f"model.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
 
 
 def _check_tensors(path, config, tensors):
-    expected, params = _expected_shapes(config)
-    z = config["latent_channels"]
-    optional = {"train.loss_history": None, "stats.mean": (z,), "stats.cov": (z, z)}
-    for i, shape in enumerate(params):
-        optional[f"optim.{i}.step"] = ()
-        optional[f"optim.{i}.exp_avg"] = shape
-        optional[f"optim.{i}.exp_avg_sq"] = shape
-    for name, (dtype, shape) in tensors.items():
-        if dtype not in FLOAT_DTYPES:
-            raise _fail(path, f"tensor {name!r} has dtype {dtype}, expected floating point", "The file is not ours")
-        want = expected.get(name, optional.get(name, "missing"))
-        if want == "missing":
+    """Names and shapes against the config, before anything is read or allocated."""
+    with torch.device("meta"):
+        params = [tuple(p.shape) for p in build_network(config).parameters()]
+    allowed = {}
+    for group in TENSOR_GROUPS.values():
+        allowed.update(group.shapes(config, params))
+    for name, (_dtype, shape) in tensors.items():
+        if name not in allowed:
             raise _fail(path, f"unexpected tensor {name!r} for its config", "The file is damaged or not ours")
-        if name == "train.loss_history":
+        want = allowed[name]
+        if want is None:
             if len(shape) != 1 or shape[0] > HISTORY_LIMIT:
-                raise _fail(path, "its loss history has a bad shape", "The file is damaged")
+                raise _fail(path, f"tensor {name!r} has a bad shape {list(shape)} (a loss history is one row of at "
+                            f"most {HISTORY_LIMIT} values)", "The file is damaged")
         elif shape != want:
             raise _fail(path, f"tensor {name!r} has shape {list(shape)} but the config needs {list(want)}",
                         "The file's weights do not match its config; it is damaged or was edited")
-    missing = [k for k in expected if k not in tensors]
-    if missing:
-        raise _fail(path, f"{len(missing)} weight tensors are missing (e.g. {missing[0]!r})", "The file is damaged")
-    optim = [k for k in tensors if k.startswith("optim.")]
-    if optim and len(optim) != 3 * len(params):
-        raise _fail(path, "its optimizer state is incomplete", "The file is damaged")
+    for prefix, group in TENSOR_GROUPS.items():
+        missing = [k for k in group.shapes(config, params) if k not in tensors] if group.required else []
+        if missing:
+            raise _fail(path, f"{len(missing)} weight tensors are missing (e.g. {missing[0]!r})", "The file is damaged")
+
+
+def _check_values(path, tensors):
+    for prefix, group in TENSOR_GROUPS.items():
+        problem = group.check({k: v for k, v in tensors.items() if k.split(".", 1)[0] == prefix})
+        if problem:
+            raise _fail(path, problem if prefix != "model" else "its weights contain NaN or infinite values",
+                        "Use an earlier save of this model, or re-save or re-download it")
+
+
+# What the pack itself reads back from a summary; a value of another type (an edited file) is dropped.
+SUMMARY_TYPES = {"final_loss": (int, float), "psnr": (int, float), "data_size": int, "steps": int,
+                 "batch_size": int, "learning_rate": (int, float), "precision": str, "loss": str,
+                 "corruption": str, "stopped_early": str}
+
+
+def _summary_value(key, v):
+    want = SUMMARY_TYPES.get(key)
+    scalar = (int, float, str) if want is None else want
+    if isinstance(v, bool) or not isinstance(v, scalar if want else (int, float, str, list)):
+        return want is None and isinstance(v, bool)
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, str):
+        return len(v) <= 1000
+    if isinstance(v, list):
+        return len(v) <= 4 and all(type(x) in (int, float, str) and len(str(x)) <= 100 for x in v)
+    return True
 
 
 def _training_state(path, meta):
@@ -241,9 +389,8 @@ def _training_state(path, meta):
     if type(step) is not int or not 0 <= step < 10 ** 12 or not isinstance(summary, dict) or not (
             scale is None or _is_loss_scale(scale)):
         raise _fail(path, "its training metadata is malformed", "The file is damaged")
-    # Keep plain JSON scalars/short lists only: the summary is shown to users, never executed.
-    clean = {str(k)[:64]: v for k, v in summary.items()
-             if isinstance(v, (int, float, str, bool)) or (isinstance(v, list) and len(v) <= 4)}
+    # Plain JSON scalars and short lists of the types the pack expects: the summary is shown, never executed.
+    clean = {str(k)[:64]: v for k, v in list(summary.items())[:100] if _summary_value(str(k)[:64], v)}
     return step, clean, scale
 
 
@@ -253,40 +400,45 @@ def _is_loss_scale(v):
             and 0 < v[0] < 1e38 and 0 <= v[1] < 10 ** 9)
 
 
+def _read_info(f):
+    _check_format(f.path, f.meta)
+    config = read_config(f.path, f.meta)
+    _check_tensors(f.path, config, {k: v[:2] for k, v in f.entries.items()})
+    return config
+
+
 def read_info(path):
     """Validated (config, card text, metadata) without loading weights."""
-    meta, tensors = read_header(path)
-    _check_format(path, meta)
-    config = read_config(path, meta)
-    _check_tensors(path, config, tensors)
-    return config, meta.get("card", "")[:4000], meta
+    with _ModelFile(path) as f:
+        return _read_info(f), f.meta.get("card", "")[:4000], f.meta
 
 
 def load_autoencoder(path, device="cpu"):
-    """Load a file written by ``save_autoencoder``, refusing anything that does not check out."""
+    """Load a file written by ``save_autoencoder``, refusing anything that does not check out. The header and
+    the tensors come from one read of one handle, and every tensor's values are checked before use."""
     path = os.fspath(path)
-    config, _card, meta = read_info(path)
-    step, summary, loss_scale = _training_state(path, meta)
+    with _ModelFile(path) as f:
+        config = _read_info(f)
+        meta = f.meta
+        step, summary, loss_scale = _training_state(path, meta)
+        t = f.tensors()
+    _check_values(path, t)
     model_id = meta.get("model_id", "")
     if not re.fullmatch(r"[0-9a-f]{8,64}", model_id):
         model_id = None
     try:
-        with safe_open(path, framework="pt", device="cpu") as f:
-            t = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types
-        raise _fail(path, f"could not read tensors ({e})", "The file is damaged; re-save or re-download it") from None
-    if not all(torch.isfinite(v).all() for k, v in t.items() if k.startswith("model.")):
-        raise _fail(path, "its weights contain NaN or infinite values", "Use an earlier save of this model")
-    net = build_network(config)
-    net.load_state_dict({k[6:]: v.float() for k, v in t.items() if k.startswith("model.")})
+        net = build_network(config)
+        net.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    except (RuntimeError, ValueError, KeyError) as e:  # checked above; a last line of defence, still our error
+        raise _fail(path, f"its weights do not fit the network ({str(e)[:300]})", _DAMAGED) from None
     n_params = len(list(net.parameters()))
     optimizer = None
     if "optim.0.exp_avg" in t:
-        optimizer = {i: {k: t[f"optim.{i}.{k}"].float() for k in OPTIM_KEYS} for i in range(n_params)}
-    stats = {k: t[f"stats.{k}"].float() for k in ("mean", "cov") if f"stats.{k}" in t} or None
+        optimizer = {i: {k: t[f"optim.{i}.{k}"] for k in OPTIM_KEYS} for i in range(n_params)}
+    stats = {k: t[f"stats.{k}"] for k in ("mean", "cov") if f"stats.{k}" in t} or None
     history = t["train.loss_history"].tolist() if "train.loss_history" in t else []
     state = TrainState(step=step, optimizer=optimizer, loss_history=history, summary=summary,
-                       latent_stats=stats if stats and len(stats) == 2 else None, loss_scale=loss_scale)
+                       latent_stats=stats, loss_scale=loss_scale)
     name = os.path.splitext(os.path.basename(path))[0]
     ae = Autoencoder(config, net.to(device), state, model_id, name)
     ae.origin = _origin(meta)

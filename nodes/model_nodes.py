@@ -56,7 +56,9 @@ class AtelierNewAutoencoder:
 
 def resolve_model_path(name):
     """Full path of a model file from the loader's combo value, refusing anything outside the folders."""
+    # "C:name" is relative to drive C's current folder on Windows: as absolute as "/name" for our purposes.
     if not isinstance(name, str) or not name or os.path.isabs(name) or name.startswith(("/", "\\")) \
+            or re.match(r"[A-Za-z]:", name) or "\0" in name \
             or ".." in re.split(r"[\\/]", name) or not name.lower().endswith(".safetensors"):
         raise ValueError(f"Atelier Load Autoencoder: {name!r} is not a model file name; pick one from the list "
                          "(files in models/autoencoders ending in .safetensors)")

@@ -179,7 +179,8 @@ def test_save_refuses_unsafe_prefixes(tmp_dirs, prefix):
 
 
 @pytest.mark.parametrize("name", ["../x.safetensors", "a/../../x.safetensors", "/etc/x.safetensors",
-                                  "\\x.safetensors", "x.ckpt", "x.pt", "", None, "..\\x.safetensors"])
+                                  "\\x.safetensors", "x.ckpt", "x.pt", "", None, "..\\x.safetensors",
+                                  "C:x.safetensors", "c:sub/x.safetensors", "x\0.safetensors"])
 def test_load_refuses_unsafe_names(tmp_dirs, name):
     outside = tmp_dirs.models.parent / "x.safetensors"
     storage.save_autoencoder(tiny_ae("conv"), outside)

@@ -404,3 +404,151 @@ def test_missing_file_and_folder(tmp_path, no_allocation):
 
 def test_model_file_error_is_a_value_error():
     assert issubclass(ModelFileError, ValueError)
+
+
+# -- every tensor checked, from one read ----------------------------------------------------
+
+def _with(saved, tmp_path, **changes):
+    """A copy of ``saved`` with tensors changed by ``changes`` (name with '__' for '.': fn(tensor) -> tensor)."""
+    _, tensors = read_safetensors(saved)
+    new = {k.replace("__", "."): fn(tensors[k.replace("__", ".")].clone()) for k, fn in changes.items()}
+    return resave(saved, tmp_path / "changed.safetensors", tensors=new)
+
+
+def _set(index, value):
+    def change(t):
+        t.view(-1)[index] = value
+        return t
+    return change
+
+
+def _asymmetric(t):
+    t[0, 1] += 1.0
+    return t
+
+
+def _negative_variance(t):
+    return t - torch.eye(t.shape[0]) * (t.diagonal().max() * 3 + 1)
+
+
+BAD_VALUES = {
+    "stats mean NaN": (dict(stats__mean=_set(0, float("nan"))), "'stats.mean' contains NaN"),
+    "stats cov inf": (dict(stats__cov=_set(0, float("inf"))), "'stats.cov' contains NaN or infinite"),
+    "cov not symmetric": (dict(stats__cov=_asymmetric), "not symmetric"),
+    "cov not PSD": (dict(stats__cov=_negative_variance), "positive semi-definite"),
+    "optimizer moment NaN": (dict(optim__0__exp_avg=_set(0, float("nan"))), "'optim.0.exp_avg' contains NaN"),
+    "negative step": (dict(optim__0__step=lambda t: -t), "step count is negative"),
+    "fractional step": (dict(optim__1__step=lambda t: t + 0.5), "fractional"),
+    "negative second moment": (dict(optim__2__exp_avg_sq=_set(0, -1.0)), "second moments"),
+    "loss history NaN": (dict(train__loss_history=_set(1, float("nan"))), "'train.loss_history' contains NaN"),
+}
+
+
+@pytest.mark.parametrize("changes,fragment", list(BAD_VALUES.values()), ids=list(BAD_VALUES))
+def test_every_tensor_group_is_validated_before_use(saved, tmp_path, no_allocation, changes, fragment):
+    assert_refused(_with(saved, tmp_path, **changes), no_allocation, fragment)
+
+
+def test_half_of_the_latent_statistics_is_refused(saved, tmp_path, no_allocation):
+    assert_refused(resave(saved, tmp_path / "half.safetensors", drop=["stats.cov"]), no_allocation, "incomplete")
+
+
+def test_a_group_another_module_adds_is_validated_the_same_way(saved, tmp_path, no_allocation, monkeypatch):
+    """The prior and the discriminator add one TENSOR_GROUPS entry: names, shapes and values are then checked."""
+    def no_negatives(t):
+        return "prior weights are negative" if any((v < 0).any() for v in t.values()) else None
+
+    monkeypatch.setitem(storage.TENSOR_GROUPS, "prior",
+                        storage.TensorGroup(lambda config, params: {"prior.w": (config["latent_channels"],)},
+                                            no_negatives))
+    z = storage.load_autoencoder(saved).config["latent_channels"]
+    good = resave(saved, tmp_path / "prior.safetensors", tensors={"prior.w": torch.ones(z)})
+    storage.load_autoencoder(good)
+    no_allocation["real"] = 0
+    assert_refused(resave(saved, tmp_path / "neg.safetensors", tensors={"prior.w": -torch.ones(z)}),
+                   no_allocation, "prior weights are negative")
+    assert_refused(resave(saved, tmp_path / "shape.safetensors", tensors={"prior.w": torch.ones(z + 1)}),
+                   no_allocation, "'prior.w' has shape")
+    assert_refused(resave(saved, tmp_path / "other.safetensors", tensors={"prior.x": torch.ones(z)}),
+                   no_allocation, "unexpected tensor 'prior.x'")
+
+
+def test_a_file_truncated_while_it_is_read_is_a_clear_error(saved, monkeypatch):
+    """Between the header and the data another program cuts the file: no SIGBUS (nothing is memory-mapped),
+    the pack's own error."""
+    real = storage._ModelFile._read_header
+
+    def then_truncate(self):
+        out = real(self)
+        os.truncate(self.path, os.path.getsize(self.path) // 2)
+        return out
+
+    monkeypatch.setattr(storage._ModelFile, "_read_header", then_truncate)
+    with pytest.raises(ModelFileError, match="good.safetensors: the file changed while it was read"):
+        storage.load_autoencoder(saved)
+
+
+def test_a_file_replaced_while_it_is_read_loads_what_was_checked(saved, trained, monkeypatch):
+    """The header and the tensors come from one handle: a save replacing the file meanwhile changes nothing."""
+    real = storage._ModelFile._read_header
+
+    def then_replace(self):
+        out = real(self)
+        storage.save_autoencoder(tiny_ae("conv", seed=7, latent_channels=6), self.path)
+        return out
+
+    monkeypatch.setattr(storage._ModelFile, "_read_header", then_replace)
+    assert weights_equal(storage.load_autoencoder(saved), trained)
+
+
+def test_a_file_rewritten_in_place_while_it_is_read_is_refused_or_loaded_checked(saved, monkeypatch):
+    real = storage._ModelFile._read_header
+
+    def then_scribble(self):
+        out = real(self)
+        with open(self.path, "r+b") as f:  # same inode, same length, NaN bytes over the tensors
+            f.seek(os.path.getsize(self.path) - 4096)
+            f.write(b"\xff" * 4096)
+        return out
+
+    monkeypatch.setattr(storage._ModelFile, "_read_header", then_scribble)
+    with pytest.raises(ModelFileError, match="contains? NaN or infinite"):
+        storage.load_autoencoder(saved)
+
+
+def test_loading_never_maps_the_file(saved, trained, monkeypatch):
+    import mmap
+
+    import safetensors
+
+    def refused(*a, **k):
+        raise AssertionError("memory-mapped or re-opened through safetensors")
+
+    monkeypatch.setattr(mmap, "mmap", refused)
+    monkeypatch.setattr(safetensors, "safe_open", refused)
+    monkeypatch.setattr(storage, "safe_open", refused, raising=False)
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    assert weights_equal(storage.load_autoencoder(saved), trained)
+    assert opened == [os.fspath(saved)]  # one handle for size, header and tensors
+
+
+def test_errors_from_building_the_network_become_model_file_errors(saved, monkeypatch):
+    def broken(self, state_dict, *a, **k):
+        raise RuntimeError("Error(s) in loading state_dict")
+
+    monkeypatch.setattr(torch.nn.Module, "load_state_dict", broken)
+    with pytest.raises(ModelFileError, match="good.safetensors: its weights do not fit the network"):
+        storage.load_autoencoder(saved)
+
+
+@pytest.mark.parametrize("summary", [{"final_loss": "low", "data_size": [1, 2]}, {"final_loss": [0.1]},
+                                     {"final_loss": None, "data_size": "many", "steps": 1.5},
+                                     {"stopped_early": 5, "precision": ["bf16"]}, {"final_loss": True},
+                                     {"psnr": {"a": 1}}])
+def test_summary_fields_of_the_wrong_type_never_break_loading_or_the_card(saved, tmp_path, summary):
+    p = resave(saved, tmp_path / "summary.safetensors", meta={"training": json.dumps({"step": 3, "summary": summary})})
+    ae = storage.load_autoencoder(p)
+    assert not set(summary) & set(ae.state.summary)
+    assert "trained 3 steps" in storage.read_card(p) and "trained 3 steps" in storage.card_text(ae)
