@@ -5,43 +5,63 @@ They read and write the same way (input folder, ``<prefix>_NNNNN_.png`` in the o
 so a workflow behaves alike in ComfyUI and on the command line.
 """
 import os
+import re
 import tempfile
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, open_image
+from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, decode, to_float, to_rgb8
 from ..nodes import bridge
 from ..models.files import write_new_file
 from ..nodes.save_paths import candidates, numbered_files
 
 
 class LoadImage:
+    """ComfyUI's Load Image: every frame the size of the first (MPO: the first only), EXIF rotation applied
+    to image and mask alike, mask = 1 - alpha (palette transparency too), else a 64x64 zero mask."""
     CATEGORY, FUNCTION = "image", "load_image"
     RETURN_TYPES = ("IMAGE", "MASK")
 
     @classmethod
     def INPUT_TYPES(cls):
         folder = bridge.input_dir()
-        files = sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS) \
-            if os.path.isdir(folder) else []
+        files = sorted(e.name for e in os.scandir(folder) if e.is_file()
+                       and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS) if os.path.isdir(folder) else []
         return {"required": {"image": (files, {"image_upload": True})}}
 
     def load_image(self, image):
-        path = image if os.path.isabs(image) else os.path.join(bridge.input_dir(), image)
+        path = input_path(image)
         if not os.path.isfile(path):
-            raise ValueError(f"Load Image: there is no image file {path}. Names without a folder are looked up in "
-                             f"the input folder, {bridge.input_dir()} (change it with --input-dir or "
-                             "ATELIER_INPUT_DIR); or give the full path")
+            raise ValueError(f"Load Image: there is no image file {path}. Image names are looked up in the input "
+                             f"folder, {bridge.input_dir()} (change it with --input-dir or ATELIER_INPUT_DIR)")
         try:
-            rgb = open_image(path)
+            frames = decode(path, frames=True)
         except ImageFolderError as e:
             raise ValueError(f"Load Image: {e}") from None
-        with Image.open(path) as im:
-            alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0 if "A" in im.getbands() else None
-        mask = 1.0 - torch.from_numpy(alpha) if alpha is not None else torch.zeros(rgb.shape[:2])
-        return torch.from_numpy(rgb)[None], mask[None]
+        images, masks = [], []
+        for frame in frames:
+            if frame.size != frames[0].size:
+                continue
+            images.append(torch.from_numpy(to_float(to_rgb8(frame, composite=False))))
+            if "A" in frame.getbands() or (frame.mode == "P" and "transparency" in frame.info):
+                alpha = np.asarray(frame.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
+                masks.append(1.0 - torch.from_numpy(alpha))
+            else:
+                masks.append(torch.zeros(64, 64))
+        if len({tuple(m.shape) for m in masks}) > 1:  # some frames transparent, some not: one grid for all
+            masks = [m if m.shape == images[0].shape[:2] else torch.zeros(images[0].shape[:2]) for m in masks]
+        return torch.stack(images), torch.stack(masks)
+
+
+def input_path(name):
+    """A file inside the input folder, as ComfyUI reads it: no absolute paths, drives or '..'."""
+    parts = re.split(r"[\\/]", name) if isinstance(name, str) else [""]
+    if not name or os.path.isabs(name) or name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name) \
+            or ".." in parts or "\0" in name:
+        raise ValueError(f"Load Image: {name!r} is not a file in the input folder; pick one from the list")
+    return os.path.join(bridge.input_dir(), *parts)
 
 
 def to_pil(img):
