@@ -2,13 +2,16 @@
 
     python atelier.py demo
     python atelier.py run workflows/atelier_train_on_a_folder.json --set folder=/path/to/art --set steps=2000
+    python atelier.py widgets workflows/atelier_train_on_a_folder.json   # what --set can change
     python atelier.py convert workflows/atelier_train_on_a_folder.json   # UI -> API JSON
     python atelier.py make-data art ./input/my_art                       # procedural images to play with
     python atelier.py bench --quick                                      # speed figures (bench/RESULTS.md)
 """
 import argparse
+import difflib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -22,16 +25,48 @@ DEMO_WORKFLOW = os.path.join(ROOT, "workflows", "atelier_train_on_a_folder.json"
 log = logging.getLogger("autoencoder_atelier")
 
 
-def parse_value(text):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def parse_value(text, spec):
+    """A --set value as the widget's type: text stays text for STRING and combo widgets ('2024' is a folder
+    name, not a number); numbers must be finite; nothing parses into a list, so --set never makes a link."""
+    kind = spec[0]
+    if kind in ("INT", "FLOAT"):
+        try:
+            value = int(text) if kind == "INT" and text.strip().lstrip("+-").isdigit() else float(text)
+        except ValueError:
+            raise workflow.WorkflowError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise workflow.WorkflowError(f"expected a finite number, got {text!r}")
+        return value
+    if kind == "BOOLEAN":
+        if text.lower() not in ("true", "false"):
+            raise workflow.WorkflowError(f"expected true or false, got {text!r}")
+        return text.lower() == "true"
+    if len(text) >= 2 and text[0] == text[-1] == '"':  # a quoted JSON string, as in --set 'folder="my art"'
+        try:
+            text = json.loads(text)
+        except ValueError:
+            pass
+    if isinstance(kind, list):  # a combo: the option whose text matches (options may be numbers)
+        return next((o for o in kind if str(o) == text), text)
+    return text
+
+
+def widgets_of(prompt):
+    """{node_id: (label, {widget name: (spec, current value)})} of a prompt's nodes."""
+    out = {}
+    for node_id, node in prompt.items():
+        spec = runner.input_types_of(node["class_type"]) or {}
+        title = (node.get("_meta") or {}).get("title") or node["class_type"]
+        out[node_id] = (f"{node_id} ({title})", {name: (s, node["inputs"].get(name))
+                                                  for name, s in workflow.widget_inputs(spec)
+                                                  if not runner.is_link(node["inputs"].get(name))})
+    return out
 
 
 def apply_overrides(prompt, overrides):
     """``input=value`` sets that widget on every node that has it; ``NODE.input=value`` on one node
-    (NODE = node id, title or class type)."""
+    (NODE = node id, title or class type). Only widgets: a linked input cannot be overridden or made."""
+    widgets = widgets_of(prompt)
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep:
@@ -39,23 +74,28 @@ def apply_overrides(prompt, overrides):
         target, _, name = key.rpartition(".")
         hits = 0
         for node_id, node in prompt.items():
-            names = {node_id, node["class_type"], node.get("_meta", {}).get("title")}
-            if target and target not in names:
+            names = {node_id, node["class_type"], (node.get("_meta") or {}).get("title")}
+            if target and target not in names or name not in widgets[node_id][1]:
                 continue
-            spec = runner.input_types_of(node["class_type"]) or {}
-            declared = {**spec.get("required", {}), **spec.get("optional", {})}
-            if name in declared and not isinstance(node["inputs"].get(name), list):
-                node["inputs"][name] = parse_value(text)
-                hits += 1
+            try:
+                node["inputs"][name] = parse_value(text, widgets[node_id][1][name][0])
+            except workflow.WorkflowError as e:
+                raise workflow.WorkflowError(f"--set {item!r}: {e}") from None
+            hits += 1
         if not hits:
+            known = sorted({w for _, ws in widgets.values() for w in ws})
+            close = difflib.get_close_matches(name, known, n=3)
             raise workflow.WorkflowError(f"--set {item!r}: no node has a widget input named {name!r}"
-                                         + (f" (looked in {target!r})" if target else ""))
+                                         + (f" (looked in {target!r})" if target else "")
+                                         + (f"; did you mean {' or '.join(close)}?" if close else "")
+                                         + " List them with: python atelier.py widgets WORKFLOW")
     return prompt
 
 
 def load_prompt(path, overrides=()):
-    wf = workflow.load(path)
-    return apply_overrides(workflow.to_api(wf, runner.input_types_of), overrides)
+    prompt = workflow.to_api(workflow.load(path), runner.input_types_of)
+    runner.check_prompt(prompt)
+    return apply_overrides(prompt, overrides)
 
 
 def print_outputs(prompt, ui):
@@ -77,6 +117,16 @@ def run_prompt(prompt, args):
 
 def cmd_run(args):
     run_prompt(load_prompt(args.workflow, args.set), args)
+
+
+def cmd_widgets(args):
+    """Every widget --set can change, per node, with its type and current value."""
+    for label, ws in widgets_of(load_prompt(args.workflow)).values():
+        if ws:
+            print(label)
+        for name, (spec, value) in ws.items():
+            kind = "choice of " + ", ".join(map(str, spec[0][:8])) if isinstance(spec[0], list) else spec[0]
+            print(f"  {name} = {json.dumps(value)}  ({kind})")
 
 
 def cmd_convert(args):
@@ -105,7 +155,7 @@ def cmd_demo(args):
     procedural.write_folder(art, count=48, size=128, seed=0)
     log.info("wrote 48 procedural artworks to %s", art)
     t = time.perf_counter()
-    run_prompt(load_prompt(DEMO_WORKFLOW, [f"folder={json.dumps(art)}"] + list(args.set)), args)
+    run_prompt(load_prompt(DEMO_WORKFLOW, [f"folder={art}"] + list(args.set)), args)
     print(f"demo finished in {time.perf_counter() - t:.0f}s; outputs in {bridge.output_dir()}")
 
 
@@ -134,6 +184,9 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="[NODE.]INPUT=VALUE",
                    help="override a widget value (repeatable); NODE is a node id, title or type")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("widgets", help="list the widgets of a workflow that --set can change")
+    p.add_argument("workflow")
+    p.set_defaults(func=cmd_widgets)
     p = sub.add_parser("convert", help="print a workflow in API format (for ComfyUI's /prompt)")
     p.add_argument("workflow")
     p.add_argument("--set", action="append", default=[], metavar="[NODE.]INPUT=VALUE")

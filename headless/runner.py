@@ -2,6 +2,7 @@
 only what output nodes need, in dependency order, validated first, inside torch.inference_mode()."""
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -11,7 +12,7 @@ import torch
 from ..nodes import NODE_CLASS_MAPPINGS, bridge
 from ..nodes.bridge import HeadlessProgressBar
 from .core_nodes import CORE_NODES
-from .workflow import WorkflowError, is_widget
+from .workflow import MAX_NODES, WorkflowError, is_widget
 
 try:   # a dev requirement: bars that log lines do not run into; without it, the plain bar below
     from tqdm import tqdm
@@ -29,7 +30,27 @@ def input_types_of(class_type):
 
 
 def _label(node_id, node):
-    return f"node {node_id} ({node.get('_meta', {}).get('title') or node.get('class_type')})"
+    meta = node.get("_meta") if isinstance(node.get("_meta"), dict) else {}
+    return f"node {node_id} ({meta.get('title') or node.get('class_type')})"
+
+
+def is_link(value):
+    """An API-format link: [source node id, output slot]."""
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) \
+        and type(value[1]) is int
+
+
+def check_prompt(prompt):
+    """The shape of an API prompt ({id: {"class_type": str, "inputs": {name: value}}}), as clear errors."""
+    if not isinstance(prompt, dict) or not prompt:
+        raise WorkflowError("the prompt is not a map of node ids to nodes (is this a workflow file?)")
+    if len(prompt) > MAX_NODES:
+        raise WorkflowError(f"the prompt has {len(prompt)} nodes; at most {MAX_NODES} run here")
+    for node_id, node in prompt.items():
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str) \
+                or not isinstance(node.get("inputs", {}), dict):
+            raise WorkflowError(f"node {node_id}: expected {{'class_type': ..., 'inputs': {{...}}}}, got "
+                                f"{str(node)[:80]}")
 
 
 def _check_value(where, name, spec, value):
@@ -39,9 +60,13 @@ def _check_value(where, name, spec, value):
             shown = ", ".join(map(str, kind[:8])) + (" ..." if len(kind) > 8 else "")
             raise WorkflowError(f"{where}: {name}={value!r} is not one of: {shown}")
         return value
+    if isinstance(value, (list, dict)):
+        raise WorkflowError(f"{where}: {name} is a widget; it takes a single value, not {str(value)[:40]}")
     if kind in ("INT", "FLOAT"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise WorkflowError(f"{where}: {name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise WorkflowError(f"{where}: {name} must be a finite number, got {value!r}")
         if kind == "INT" and float(value) != int(value):
             raise WorkflowError(f"{where}: {name} must be a whole number, got {value!r}")
         lo, hi = opts.get("min"), opts.get("max")
@@ -50,13 +75,16 @@ def _check_value(where, name, spec, value):
         return int(value) if kind == "INT" else float(value)
     if kind == "BOOLEAN" and not isinstance(value, bool):
         raise WorkflowError(f"{where}: {name} must be true or false, got {value!r}")
+    if kind == "STRING" and not isinstance(value, str):
+        raise WorkflowError(f"{where}: {name} must be text, got {value!r}")
     return value
 
 
 def plan(prompt):
     """Validated execution order of the nodes that output nodes depend on."""
+    check_prompt(prompt)
     for node_id, node in prompt.items():
-        if node.get("class_type") not in NODES:
+        if node["class_type"] not in NODES:
             raise WorkflowError(f"{_label(node_id, node)} is not available headless: only the Autoencoder Atelier "
                                 f"nodes and ComfyUI's {', '.join(CORE_NODES)} run here. Run this "
                                 "workflow in ComfyUI, or remove that node")
@@ -64,23 +92,28 @@ def plan(prompt):
     if not outputs:
         raise WorkflowError("the workflow has no output node (Save Image, Preview Image, Save Autoencoder)")
     order, state = [], {}
-
-    def visit(node_id, path):
-        if state.get(node_id) == "done":
-            return
-        if state.get(node_id) == "active":
-            raise WorkflowError(f"the workflow has a cycle through node {node_id}")
-        if node_id not in prompt:
-            raise WorkflowError(f"{path} links to node {node_id}, which is not in the workflow")
-        state[node_id] = "active"
-        for value in prompt[node_id]["inputs"].values():
-            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
-                visit(str(value[0]), _label(node_id, prompt[node_id]))
-        state[node_id] = "done"
-        order.append(node_id)
-
-    for node_id in sorted(outputs, key=lambda i: (len(i), i)):
-        visit(node_id, "output")
+    for root in sorted(outputs, key=lambda i: (len(i), i)):
+        # Depth first with an explicit stack: a chain of thousands of nodes needs no recursion.
+        stack = [(root, None)]
+        while stack:
+            node_id, parent = stack.pop()
+            if node_id is None:  # all inputs of ``parent`` are done
+                state[parent] = "done"
+                order.append(parent)
+                continue
+            if state.get(node_id) == "done":
+                continue
+            if state.get(node_id) == "active":
+                raise WorkflowError(f"the workflow has a cycle through node {node_id}")
+            if node_id not in prompt:
+                raise WorkflowError(f"{_label(parent, prompt[parent])} links to node {node_id}, which is not in the "
+                                    "workflow")
+            state[node_id] = "active"
+            stack.append((None, node_id))
+            for name, value in prompt[node_id]["inputs"].items():
+                if is_link(value):
+                    _check_link(prompt, node_id, name, value)
+                    stack.append((str(value[0]), node_id))
     for node_id in order:
         node, cls = prompt[node_id], NODES[prompt[node_id]["class_type"]]
         spec = cls.INPUT_TYPES()
@@ -91,9 +124,19 @@ def plan(prompt):
         for section in ("required", "optional"):
             for name, s in spec.get(section, {}).items():
                 value = node["inputs"].get(name)
-                if value is not None and not isinstance(value, list) and is_widget(s):
+                if value is not None and is_widget(s) and not is_link(value):
                     node["inputs"][name] = _check_value(where, name, s, value)
     return order
+
+
+def _check_link(prompt, node_id, name, link):
+    source = prompt.get(str(link[0]))
+    if source is None:
+        return  # reported as a missing node by the walk
+    outputs = getattr(NODES.get(source["class_type"]), "RETURN_TYPES", ())
+    if not 0 <= link[1] < len(outputs):
+        raise WorkflowError(f"{_label(node_id, prompt[node_id])}: input '{name}' links to output {link[1]} of "
+                            f"{_label(link[0], source)}, which has {len(outputs)} outputs")
 
 
 class TextProgress:
@@ -165,6 +208,7 @@ def announce_models(prompt, order):
 
 def run(prompt, progress=True):
     """Execute ``prompt``; returns {node_id: ui dict} for output nodes."""
+    check_prompt(prompt)
     prompt = {str(k): {**v, "inputs": dict(v.get("inputs", {}))} for k, v in prompt.items()}
     order = plan(prompt)
     announce_models(prompt, order)
@@ -174,8 +218,7 @@ def run(prompt, progress=True):
         for node_id in order:
             node = prompt[node_id]
             cls = NODES[node["class_type"]]
-            kwargs = {k: (results[str(v[0])][v[1]] if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
-                          else v) for k, v in node["inputs"].items()}
+            kwargs = {k: results[str(v[0])][v[1]] if is_link(v) else v for k, v in node["inputs"].items()}
             label = _label(node_id, node)
             HeadlessProgressBar.hook = hook = bar(label)
             t = time.perf_counter()

@@ -7,6 +7,7 @@ links resolved through Reroute nodes, bypassed nodes and Primitive nodes, notes 
 nodes dropped.
 """
 import json
+import os
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SKIPPED_TYPES = {"Note", "MarkdownNote"}
@@ -17,12 +18,20 @@ class WorkflowError(ValueError):
     """A workflow that cannot be read or converted; the message names the node."""
 
 
+MAX_FILE_BYTES = 64 * 2 ** 20
+MAX_NODES = 100_000
+
+
 def load(path):
     try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            raise WorkflowError(f"workflow {path} is over {MAX_FILE_BYTES // 2 ** 20} MB; that is not a workflow")
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise WorkflowError(f"cannot read workflow {path}: {e}") from None
+    except RecursionError:
+        raise WorkflowError(f"cannot read workflow {path}: its JSON is nested too deeply") from None
 
 
 def is_ui_format(workflow):
@@ -63,43 +72,68 @@ def extra_values(name, spec):
 
 def _links(workflow):
     table = {}
-    for link in workflow.get("links") or []:
-        if isinstance(link, dict):
-            link = [link["id"], link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"],
-                    link.get("type")]
-        table[link[0]] = link
+    links = workflow.get("links") or []
+    if not isinstance(links, list):
+        raise WorkflowError("the workflow's 'links' is not a list")
+    for link in links:
+        try:
+            if isinstance(link, dict):
+                link = [link["id"], link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"],
+                        link.get("type")]
+            if not isinstance(link, list) or len(link) < 5 or type(link[2]) is not int:
+                raise TypeError
+            table[link[0]] = link
+        except (KeyError, TypeError):
+            raise WorkflowError(f"link {str(link)[:80]} is malformed (expected [id, from node, from slot, to node, "
+                                "to slot, type])") from None
     return table
+
+
+def _check_nodes(workflow):
+    nodes = workflow["nodes"]
+    if not isinstance(nodes, list) or len(nodes) > MAX_NODES:
+        raise WorkflowError(f"the workflow's 'nodes' is not a list of at most {MAX_NODES} nodes")
+    for node in nodes:
+        if not (isinstance(node, dict) and isinstance(node.get("type"), str) and "id" in node
+                and isinstance(node.get("inputs") or [], list)
+                and all(isinstance(i, dict) for i in node.get("inputs") or [])
+                and isinstance(node.get("widgets_values") or [], (list, dict))):
+            raise WorkflowError(f"node {str(node)[:80]} is malformed (expected id, type, inputs and widgets_values "
+                                "as ComfyUI saves them)")
+    return {n["id"]: n for n in nodes}
 
 
 def to_api(workflow, input_types_of):
     """UI workflow -> API prompt. ``input_types_of(class_type)`` returns INPUT_TYPES or None if unknown."""
     if not is_ui_format(workflow):
         return workflow  # already API format
-    nodes = {n["id"]: n for n in workflow["nodes"]}
+    nodes = _check_nodes(workflow)
     links = _links(workflow)
 
-    def source(link_id, seen=()):
-        """Follow a link to (node_id, slot) of a real node, or ("value", v) for a Primitive node."""
-        if link_id is None or link_id not in links:
-            return None
-        _, origin, slot, *_ = links[link_id]
-        node = nodes.get(origin)
-        if node is None or link_id in seen:
-            return None
-        seen = seen + (link_id,)
-        if node["type"] == "Reroute":
-            return source(node["inputs"][0].get("link"), seen)
-        if node["type"] == "PrimitiveNode":
-            return ("value", (node.get("widgets_values") or [None])[0])
-        if node.get("mode") == MUTED:
-            return None
-        if node.get("mode") == BYPASSED:  # pass through the first input of the same type
-            kind = (node.get("outputs") or [{}] * (slot + 1))[slot].get("type")
-            for inp in node.get("inputs") or []:
-                if inp.get("type") == kind and inp.get("link") is not None:
-                    return source(inp["link"], seen)
-            return None
-        return (str(origin), slot)
+    def source(link_id):
+        """Follow a link to (node_id, slot) of a real node, or ("value", v) for a Primitive node. A loop, not
+        recursion: a chain of thousands of Reroutes is fine, and a cycle of them ends."""
+        seen = set()
+        while link_id is not None and isinstance(link_id, (int, str)) and link_id in links and link_id not in seen:
+            seen.add(link_id)
+            _, origin, slot, *_ = links[link_id]
+            node = nodes.get(origin) if isinstance(origin, (int, str)) else None
+            if node is None or node.get("mode") == MUTED:
+                return None
+            if node["type"] == "Reroute":
+                link_id = ((node.get("inputs") or [{}])[0]).get("link")
+            elif node["type"] == "PrimitiveNode":
+                values = node.get("widgets_values") or [None]
+                return ("value", values[0] if isinstance(values, list) else None)
+            elif node.get("mode") == BYPASSED:  # pass through the first input of the same type
+                outputs = node.get("outputs") or []
+                kind = outputs[slot].get("type") if 0 <= slot < len(outputs) and isinstance(outputs[slot], dict) \
+                    else None
+                link_id = next((i["link"] for i in node.get("inputs") or []
+                                if i.get("type") == kind and i.get("link") is not None), None)
+            else:
+                return (str(origin), slot)
+        return None
 
     prompt = {}
     for node in workflow["nodes"]:
@@ -111,7 +145,7 @@ def to_api(workflow, input_types_of):
             raise WorkflowError(f"node {node['id']} ({node.get('title') or kind}): unknown node type {kind!r}; "
                                 "install the node pack that provides it")
         inputs = {}
-        linked = {i["name"]: i.get("link") for i in node.get("inputs") or []}
+        linked = {i.get("name"): i.get("link") for i in node.get("inputs") or []}
         values = node.get("widgets_values") or []
         if isinstance(values, dict):
             inputs.update({k: v for k, v in values.items() if k in dict(widget_inputs(spec))})
