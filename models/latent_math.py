@@ -2,6 +2,7 @@
 import torch
 import torch.nn.functional as F
 
+from . import interrupt
 from .pca import principal_components
 
 MIX_MODES = ("lerp", "slerp", "add", "subtract", "difference-add")
@@ -111,6 +112,7 @@ def walk(keyframes, frames, method="slerp", easing="linear", loop=False):
     pos = torch.arange(frames, dtype=torch.float64) * segments / (frames if loop else frames - 1)
     out = []
     for p in pos.tolist():
+        interrupt.check()
         i = min(int(p), segments - 1)
         t = ease(torch.tensor(p - i, dtype=torch.float64), easing)
         a, b = keys[i:i + 1], keys[i + 1:i + 2]

@@ -5,10 +5,16 @@ Training stores them with the weights so new latents can be sampled from plain
 """
 import torch
 
+from . import interrupt
+
 
 @torch.no_grad()
 def encode_batches(net, x, chunk=16):
-    return torch.cat([net.encode(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)])
+    parts = []
+    for i in range(0, x.shape[0], chunk):
+        interrupt.check()
+        parts.append(net.encode(x[i:i + chunk]))
+    return torch.cat(parts)
 
 
 @torch.no_grad()

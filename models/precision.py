@@ -14,6 +14,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from . import interrupt
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -44,6 +46,7 @@ def _conv_seconds(dtype, reps=3):
         layers.append((x.requires_grad_(), w.requires_grad_()))
     best = [float("inf"), float("inf")]
     for r in range(reps + 1):   # the first round builds oneDNN's kernels and is not counted
+        interrupt.check()
         t0 = time.perf_counter()
         ys = [F.conv2d(x, w, None, 1, 1) for x, w in layers]
         t1 = time.perf_counter()
@@ -63,6 +66,7 @@ def cpu_bf16_speedups():
             with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
                 fp32, bf16 = [float("inf")] * 2, [float("inf")] * 2
                 for _ in range(2):
+                    interrupt.check()
                     fp32 = [min(a, b) for a, b in zip(fp32, _conv_seconds(torch.float32))]
                     bf16 = [min(a, b) for a, b in zip(bf16, _conv_seconds(torch.bfloat16))]
             _cpu_speedups = (fp32[0] / bf16[0], sum(fp32) / sum(bf16))

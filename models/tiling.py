@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn as nn
 
+from . import interrupt
 from .layers import UpConv
 
 MEMORY_BUDGET = 384 << 20  # bytes of activations one forward pass may hold
@@ -90,6 +91,7 @@ def tiled(fn, x, cell_in, cell_out, tile, context, blend=BLEND):
         for x0, x1 in _spans(gw, tile):
             kx0, kx1 = max(0, x0 - blend), min(gw, x1 + blend)
             cx0, cx1 = max(0, x0 - context), min(gw, x1 + context)
+            interrupt.check()
             y = fn(x[..., cy0 * cell_in:cy1 * cell_in, cx0 * cell_in:cx1 * cell_in])
             y = y[..., (ky0 - cy0) * cell_out:(ky1 - cy0) * cell_out,
                   (kx0 - cx0) * cell_out:(kx1 - cx0) * cell_out].float().cpu()
@@ -127,7 +129,11 @@ def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, bu
             return _joined([tiled(fn, _nhwc(x[i:i + 1], device), cell_in, cell_out, tile, context)
                             for i in range(x.shape[0])])
         n = max(1, int(budget // per_item))
-        return _joined([fn(_nhwc(x[i:i + n], device)).float().cpu() for i in range(0, x.shape[0], n)])
+        parts = []
+        for i in range(0, x.shape[0], n):
+            interrupt.check()
+            parts.append(fn(_nhwc(x[i:i + n], device)).float().cpu())
+        return _joined(parts)
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import interrupt
 from .corruption import CORRUPTIONS, corrupt
 from .latent_stats import latent_statistics
 from .losses import LOSSES, last_loss, psnr, reconstruction_loss
@@ -24,6 +25,18 @@ SNAPSHOT_EVERY = 50   # steps between "last good" copies kept for NaN recovery
 HISTORY_LIMIT = 100_000
 MAX_LEARNING_RATE = 10.0  # far beyond useful; keeps AdamW's float32 arithmetic from overflowing
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5 has only the latter
+# The CPU allocator's failures arrive as plain RuntimeErrors (or MemoryError from numpy and Python).
+CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory",
+                     "not enough memory")
+
+
+def out_of_memory(e):
+    """"GPU memory" or "memory" when ``e`` is running out of it (on a GPU or on the CPU), else None."""
+    if isinstance(e, OUT_OF_MEMORY):
+        return "GPU memory"
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(t in str(e) for t in CPU_OUT_OF_MEMORY)):
+        return "memory"
+    return None
 
 
 class TrainingError(ValueError):
@@ -91,6 +104,7 @@ class Trainer:
         self.device = torch.device(device or "cpu")
         self.data = images_to_bchw(images).to(self.device)
         cfg = autoencoder.config
+        interrupt.check()   # Cancel between every set-up phase: each can take seconds on a busy machine
         self.crop = self._crop_size(cfg, *self.data.shape[-2:])
         try:
             self.autocast = autocast_dtype(s.precision, self.device, autoencoder.config["architecture"])
@@ -99,6 +113,7 @@ class Trainer:
         slow = slowdown(self.autocast, self.device)
         if slow:
             log.warning("precision %s %s; precision auto picks the fastest", s.precision, slow)
+        interrupt.check()
         # channels_last lets oneDNN/cuDNN pick their fast convolution kernels.
         self.memory_format = torch.channels_last if cfg["architecture"] != "dense" else torch.contiguous_format
         with torch.inference_mode(False):
@@ -117,8 +132,10 @@ class Trainer:
             # fitted on at most ~16M pixels so big paintings do not exhaust memory. Not for the VAE:
             # PCA latents decode each cell to its own pixel block, so prior samples come out blocky.
             n = max(1, min(256, (1 << 24) // (self.crop[0] * self.crop[1])))
+            interrupt.check()
             with torch.inference_mode(False):
                 self.net.init_linear_from(self.sample_images(n=n))
+            interrupt.check()
 
     # -- setup -------------------------------------------------------------------------
     def _crop_size(self, cfg, h, w):
@@ -243,6 +260,17 @@ class Trainer:
         """
         total = self.settings.steps
         self.ae.state.summary.pop("stopped_early", None)  # a note from an earlier run that blew up
+        # Cancel inside a step too (the first one, with oneDNN's kernel set-up, takes seconds): before every
+        # block of the network's forward pass. Removed again before the model is handed out.
+        blocks = [m for half in ("encoder", "decoder") for m in getattr(self.net, half, self.net).children()]
+        hooks = [m.register_forward_pre_hook(lambda *_: interrupt.check()) for m in blocks]
+        try:
+            return self._run(total, on_step)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    def _run(self, total, on_step):
         with torch.inference_mode(False):
             good = self._snapshot(0)
             for i in range(total):
@@ -275,8 +303,9 @@ class Trainer:
                 with torch.inference_mode(False):
                     self.step(0)
                 return b
-            except OUT_OF_MEMORY:
-                pass
+            except (OUT_OF_MEMORY, RuntimeError, MemoryError) as e:
+                if not out_of_memory(e):
+                    raise
             free_memory()
             b //= 2
         return 0

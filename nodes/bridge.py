@@ -10,6 +10,8 @@ import os
 
 import torch
 
+from ..models import interrupt
+
 log = logging.getLogger("autoencoder_atelier")
 
 try:  # ComfyUI puts these on sys.path; nothing else should provide them.
@@ -119,6 +121,9 @@ def check_interrupted():
     """Raise ComfyUI's interruption if the user pressed Cancel."""
     if IN_COMFYUI:
         _mm.throw_exception_if_processing_interrupted()
+
+
+interrupt.install(lambda: check_interrupted())  # a lambda: tests replace check_interrupted to simulate Cancel
 
 
 class HeadlessProgressBar:

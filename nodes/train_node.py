@@ -7,7 +7,7 @@ from ..models.corruption import CORRUPTIONS
 from ..models.losses import LOSSES
 from ..models.plots import image_grid, loss_curve, to_pil
 from ..models.precision import PRECISIONS
-from ..models.train import OUT_OF_MEMORY, Trainer, TrainingError, TrainSettings
+from ..models.train import OUT_OF_MEMORY, Trainer, TrainingError, TrainSettings, out_of_memory
 from . import bridge
 from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
 
@@ -82,17 +82,20 @@ class AtelierTrainAutoencoder:
                                  seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
                                  kl_weight=float(kl_weight), precision=precision, corruption=corruption,
                                  corruption_strength=float(corruption_strength))
-        trainer = None
+        trainer = kind = None
         try:
             trainer = Trainer(autoencoder, images, settings, device=bridge.torch_device())
         except TrainingError as e:
             raise ValueError(f"Atelier Train Autoencoder: {e}") from None
-        except OUT_OF_MEMORY:
-            pass  # answered below, once this exception and the tensors its traceback holds are gone
+        except (OUT_OF_MEMORY, RuntimeError, MemoryError) as e:
+            kind = out_of_memory(e)  # answered below, once this exception and the tensors its traceback holds are gone
+            if not kind:
+                raise
         if trainer is None:
             bridge.free_memory()
-            raise ValueError("Atelier Train Autoencoder: ran out of GPU memory putting the training images on the "
-                             "GPU; load fewer or smaller images (Load Image Folder's count and size)")
+            raise ValueError(f"Atelier Train Autoencoder: ran out of {kind} putting the training images on the "
+                             f"{'GPU' if kind == 'GPU memory' else 'device'}; load fewer or smaller images (Load "
+                             "Image Folder's count and size)")
         pbar = bridge.progress_bar(max(1, settings.steps))
         log_every = max(1, settings.steps // 20)
         next_preview = [time.monotonic() + PREVIEW_SECONDS]
@@ -117,15 +120,17 @@ class AtelierTrainAutoencoder:
             stopped = ae.state.summary.get("stopped_early")  # shown where the artist looks: on the curve
             title = stopped.split(";")[0] + ": lower the learning rate" if stopped else "training loss"
             return (ae, loss_curve(ae.state.loss_history, title=title), grid)
-        except OUT_OF_MEMORY:
-            pass
-        message = out_of_memory_message(trainer)
+        except (OUT_OF_MEMORY, RuntimeError, MemoryError) as e:
+            kind = out_of_memory(e)
+            if not kind:
+                raise
+        message = out_of_memory_message(trainer, kind)
         trainer = None  # the error ComfyUI keeps must not keep the GPU tensors alive
         bridge.free_memory()
         raise ValueError(message)
 
 
-def out_of_memory_message(trainer):
+def out_of_memory_message(trainer, kind="GPU memory"):
     """Free memory, measure which batch size fits, and say so. The input model was never touched."""
     bridge.free_memory()
     asked, crop = trainer.settings.batch_size, "x".join(map(str, trainer.crop))
@@ -137,5 +142,5 @@ def out_of_memory_message(trainer):
         what = f"batch_size {fits} fits (measured), or lower crop_size"
     else:
         what = "not even batch_size 1 fits; lower crop_size or make a smaller model (width, blocks)"
-    return (f"Atelier Train Autoencoder: ran out of GPU memory training with batch_size {asked} on {crop} crops: "
-            f"{what}. GPU memory was freed and the input model is unchanged.")
+    return (f"Atelier Train Autoencoder: ran out of {kind} training with batch_size {asked} on {crop} crops: "
+            f"{what}. {kind[0].upper() + kind[1:]} was freed and the input model is unchanged.")

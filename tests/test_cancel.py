@@ -1,0 +1,106 @@
+"""Cancel reaches every long phase: the precision measurement, the PCA start, inside the first training step,
+the latent statistics at the end, tiles of a big encode/decode, and walks. Each phase calls the check
+(bridge.check_interrupted, through models.interrupt), and a Cancel there changes nothing."""
+import pytest
+import torch
+
+from autoencoder_atelier.models import latent_stats, precision, tiling
+from autoencoder_atelier.models.networks import ConvAutoencoder
+from autoencoder_atelier.models.train import Trainer
+from autoencoder_atelier.nodes import bridge
+
+from helpers import model_digest, procedural, tiny_ae
+from test_reliability import Interrupted, call
+
+
+@pytest.fixture
+def phases(monkeypatch):
+    """Wraps the long phases so every check_interrupted call records which phase it came from."""
+    seen, current = [], []
+
+    def wrap(owner, name, label):
+        real = getattr(owner, name)
+
+        def inside(*a, **k):
+            current.append(label)
+            try:
+                return real(*a, **k)
+            finally:
+                current.pop()
+                seen.append(f"after {label}")
+        monkeypatch.setattr(owner, name, inside)
+
+    wrap(ConvAutoencoder, "init_linear_from", "pca")
+    wrap(Trainer, "step", "step")
+    wrap(latent_stats, "encode_batches", "latent statistics")
+    wrap(precision, "_conv_seconds", "precision measurement")
+    wrap(tiling, "tiled", "tiles")
+    monkeypatch.setattr(bridge, "check_interrupted", lambda: seen.append(current[-1] if current else "between"))
+    return seen
+
+
+def test_training_checks_in_set_up_inside_the_first_step_and_in_latent_statistics(phases):
+    call("AtelierTrainAutoencoder", autoencoder=tiny_ae("conv"), images=procedural(4, 32), steps=2, batch_size=2,
+         learning_rate=0.001, seed=0, loss="mse", crop_size=16)
+    assert "step" in phases and "latent statistics" in phases
+    first_step = phases.index("step")
+    assert "after pca" in phases[:first_step] and phases[phases.index("after pca") + 1] == "between"
+    assert phases.index("between") < phases.index("after pca")  # before the PCA too
+
+
+def test_the_precision_measurement_checks(phases, monkeypatch):
+    monkeypatch.setattr(precision, "_cpu_speedups", None)
+    precision.cpu_bf16_speedups()
+    assert "precision measurement" in phases
+    monkeypatch.setattr(precision, "_cpu_speedups", None)
+    monkeypatch.setattr(bridge, "check_interrupted", lambda: (_ for _ in ()).throw(Interrupted()))
+    with pytest.raises(Interrupted):
+        precision.cpu_bf16_speedups()
+    assert precision._cpu_speedups is None  # measured again next time, not recorded as a failure
+
+
+def test_tiled_encode_and_decode_and_walks_check(phases, monkeypatch):
+    ae = tiny_ae("conv")
+    monkeypatch.setattr(tiling, "MEMORY_BUDGET", 64 << 10)  # force tiles
+    (z,) = call("AtelierEncode", autoencoder=ae, images=procedural(1, 256))
+    assert phases.count("tiles") >= 2
+    phases.clear()
+    call("AtelierDecode", autoencoder=ae, latent=z)
+    assert phases.count("tiles") >= 2
+    phases.clear()
+    call("AtelierLatentWalk", keyframes={"samples": torch.randn(2, 8, 4, 4)}, frames=5, method="slerp",
+         easing="linear", loop=False)
+    assert len(phases) >= 5  # one check per frame (the node holds its own reference to walk)
+
+
+@pytest.mark.parametrize("phase", ["between", "step", "latent statistics"])
+def test_cancel_in_any_training_phase_changes_nothing(phase, monkeypatch, tmp_dirs):
+    def check():
+        if current[0] == phase:
+            raise Interrupted()
+
+    current = ["between"]
+
+    def mark(owner, name, label):
+        real = getattr(owner, name)
+
+        def inside(*a, **k):
+            current[0] = label
+            try:
+                return real(*a, **k)
+            finally:
+                current[0] = "between"
+        monkeypatch.setattr(owner, name, inside)
+
+    mark(ConvAutoencoder, "init_linear_from", "pca")
+    mark(Trainer, "step", "step")
+    mark(latent_stats, "encode_batches", "latent statistics")
+    monkeypatch.setattr(bridge, "check_interrupted", check)
+    ae, images = tiny_ae("conv"), procedural(4, 32)
+    before = model_digest(ae)
+    with pytest.raises(Interrupted):
+        call("AtelierTrainAutoencoder", autoencoder=ae, images=images, steps=2, batch_size=2, learning_rate=0.001,
+             seed=0, loss="mse", crop_size=16)
+    assert model_digest(ae) == before and not any(tmp_dirs.models.iterdir())
+    # no Cancel hooks are left on the network
+    assert all(not m._forward_pre_hooks for m in ae.model.modules())
