@@ -114,6 +114,15 @@ def check_latent(ae, latent):
     return z
 
 
+def decoded_bytes(ae, z):
+    """Memory of decoding latents ``z`` [B,C,h,w]: the float32 images, their NHWC copy and the crop
+    (the passes themselves stay within tiling.MEMORY_BUDGET)."""
+    cfg = ae.config
+    side = (cfg["image_size"],) * 2 if cfg["architecture"] == "dense" else \
+        (z.shape[-2] * cfg["downscale"], z.shape[-1] * cfg["downscale"])
+    return z.shape[0] * 3 * side[0] * side[1] * 4 * 3
+
+
 @torch.no_grad()
 def decode(ae, latent, device="cpu"):
     """LATENT -> IMAGE [B,H,W,3] on the CPU, with encode-time padding removed."""

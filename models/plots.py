@@ -8,13 +8,18 @@ from PIL import Image, ImageDraw, ImageFont
 from .losses import loss_label, smoothed_loss
 
 
+def grid_shape(b, h, w, columns=0, padding=2):
+    """(rows, columns, height, width) of the grid ``image_grid`` makes of b images of h x w."""
+    cols = min(columns if columns > 0 else math.ceil(math.sqrt(b)), b)
+    rows = math.ceil(b / cols)
+    return rows, cols, rows * h + (rows + 1) * padding, cols * w + (cols + 1) * padding
+
+
 def image_grid(images, columns=0, padding=2, background=1.0):
     """[B,H,W,3] -> [1,H',W',3]; columns=0 picks a near-square layout."""
     b, h, w, c = images.shape
-    cols = columns if columns > 0 else math.ceil(math.sqrt(b))
-    cols = min(cols, b)
-    rows = math.ceil(b / cols)
-    out = images.new_full((rows * h + (rows + 1) * padding, cols * w + (cols + 1) * padding, c), background)
+    rows, cols, gh, gw = grid_shape(b, h, w, columns, padding)
+    out = images.new_full((gh, gw, c), background)
     for i in range(b):
         r, k = divmod(i, cols)
         y, x = padding + r * (h + padding), padding + k * (w + padding)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import interrupt
+from . import interrupt, memory
 from .corruption import CORRUPTIONS, corrupt
 from .latent_stats import latent_statistics
 from .losses import LOSSES, last_loss, psnr, reconstruction_loss
+from .networks import build_network
 from .precision import autocast_dtype, slowdown
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,29 @@ def images_to_bchw(images):
     return x.clamp_(0, 1)
 
 
+def step_bytes_per_image(config, crop):
+    """Memory one training image of ``crop`` costs in a step: every layer's output, kept for the backward
+    pass, counted on the meta device (nothing allocated). Measured on the CPU: 178 MB for 4 crops of 128
+    (width 32) against 192 MB estimated; in-place activations make up for the gradients."""
+    total = [0]
+
+    def count(_module, _inputs, out):
+        for t in out if isinstance(out, tuple) else (out,):
+            if isinstance(t, torch.Tensor):
+                total[0] += t.numel()
+
+    with torch.device("meta"):
+        net = build_network(config)
+        hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+        try:
+            net.reconstruct(torch.empty(1, config["channels"], *crop))
+        except (RuntimeError, NotImplementedError):  # an operation without a meta kernel: a rough figure
+            total[0] = 24 * config["width"] * crop[0] * crop[1]
+        for h in hooks:
+            h.remove()
+    return total[0] * 4
+
+
 def adamw(params, lr):
     """AdamW, fused into one kernel per tensor where this torch has it (CPU since 2.4): its step
     is ~10x faster than the per-operation loop, which matters for small models and busy machines."""
@@ -106,6 +130,12 @@ class Trainer:
         cfg = autoencoder.config
         interrupt.check()   # Cancel between every set-up phase: each can take seconds on a busy machine
         self.crop = self._crop_size(cfg, *self.data.shape[-2:])
+        per_image = step_bytes_per_image(cfg, self.crop)
+        try:
+            memory.check("batch_size", s.batch_size, lambda b: b * per_image, advice="lower crop_size",
+                         device=self.device)
+        except memory.MemoryBudgetError as e:
+            raise TrainingError(str(e)) from None
         try:
             self.autocast = autocast_dtype(s.precision, self.device, autoencoder.config["architecture"])
         except ValueError as e:

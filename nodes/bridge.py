@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from ..models import interrupt
+from ..models import interrupt, memory
 
 log = logging.getLogger("autoencoder_atelier")
 
@@ -115,6 +115,14 @@ def free_memory():
         _mm.soft_empty_cache()
     elif torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def budget_check(node, name, value, cost, lowest=1, advice=""):
+    """models.memory.check with the node's name in front of its message (a plain ValueError for ComfyUI)."""
+    try:
+        return memory.check(name, value, cost, lowest, advice)
+    except memory.MemoryBudgetError as e:
+        raise ValueError(f"{node}: {e}") from None
 
 
 def check_interrupted():

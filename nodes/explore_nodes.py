@@ -1,9 +1,14 @@
 """Nodes for looking into latent space: its main directions, moving along them, and seeing latents."""
+import math
+
 import torch
 import torch.nn.functional as F
 
+from ..models import memory
+
 from ..models.latent_math import edit_along, latent_channel_grid, latent_directions, latent_rgb, samples_of
-from ..models.plots import bar_chart, image_grid
+from ..models.plots import bar_chart, grid_shape, image_grid
+from . import bridge
 from .latent_nodes import with_samples
 from .schema import CATEGORY, COMBO, FLOAT, INT, LINK
 
@@ -89,6 +94,10 @@ class AtelierVisualizeLatent:
             z = samples_of(latent).float()
         except ValueError as e:
             raise ValueError(f"Atelier Visualize Latent: {e}") from None
+        b, c, h, w = z.shape
+        cells = b * h * w if mode == "pca-rgb" else math.prod(grid_shape(c, h, w, min(8, c), 1)[2:])
+        bridge.budget_check("Atelier Visualize Latent", "scale", int(scale),
+                            lambda s: cells * s * s * 3 * memory.FLOAT_BYTES * 2, advice="show a smaller latent")
         if mode == "pca-rgb":
             img = latent_rgb(z)
         else:

@@ -1,9 +1,13 @@
 """Image nodes: a folder of artworks in, grids out."""
+import math
 import os
 
+import torch
+
+from ..models import memory
 from ..models.codec import CodecError, to_rgb
 from ..models.imagefolder import MODES, ImageFolderError, list_images, load_folder
-from ..models.plots import image_grid
+from ..models.plots import grid_shape, image_grid
 from . import bridge
 from .schema import CATEGORY, COMBO, INT, LINK, SEED, STRING
 
@@ -47,7 +51,7 @@ class AtelierLoadImageFolder:
     def load(self, folder, size, mode, count, seed=0):
         try:
             return (load_folder(_folder(folder), size, mode, count, seed),)
-        except ImageFolderError as e:
+        except (ImageFolderError, memory.MemoryBudgetError) as e:
             raise ValueError(f"Atelier Load Image Folder: {e}") from None
 
 
@@ -68,6 +72,11 @@ class AtelierImageGrid:
         }}
 
     def grid(self, images, columns, padding):
+        if isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[0]:
+            b, h, w = images.shape[:3]
+            bridge.budget_check("Atelier Image Grid", "padding", int(padding), lambda p: math.prod(
+                grid_shape(b, h, w, int(columns), p)[2:]) * 3 * memory.FLOAT_BYTES, lowest=0,
+                advice="pass fewer or smaller images")
         try:  # gray, RGBA, NaN or out-of-range pixels become plain RGB in 0..1, as Save Image expects
             rgb = to_rgb(images).movedim(1, -1)
         except CodecError as e:

@@ -1,11 +1,14 @@
 """Nodes between pictures and latents: encode, decode, and the latent maths artists wire between them."""
+import math
+
 import torch
 
-from ..models import codec
+from ..models import codec, memory, tiling
 from ..models.config import latent_shape
 from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, collage, fit_mask, mix, sample_latents, samples_of,
                                   split_mask, style_mix, walk)
 from . import bridge
+from .bridge import budget_check
 from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
 
 
@@ -63,6 +66,13 @@ class AtelierDecode:
         source = latent.get("atelier_model") if isinstance(latent, dict) else None
         if source and source != autoencoder.model_id:
             bridge.log.warning("Atelier Decode: this latent was made by a different autoencoder; decoding anyway")
+        try:
+            z = codec.check_latent(autoencoder, latent)
+        except codec.CodecError as e:
+            raise ValueError(f"Atelier Decode: {e}") from None
+        budget_check("Atelier Decode", "the latent's batch size", z.shape[0],
+                     lambda b: codec.decoded_bytes(autoencoder, z[:1]) * b + tiling.MEMORY_BUDGET,
+                     advice="decode smaller latents (a smaller size or fewer frames upstream)")
         try:
             return (codec.decode(autoencoder, latent, bridge.torch_device()),)
         except codec.CodecError as e:
@@ -126,7 +136,11 @@ class AtelierLatentWalk:
 
     def walk(self, keyframes, frames, method, easing, loop):
         try:
-            samples = walk(samples_of(keyframes, "keyframes"), int(frames), method, easing, bool(loop))
+            keys = samples_of(keyframes, "keyframes")
+            per_frame = keys[0].numel() * memory.FLOAT_BYTES * 2   # the frames, then joined into one batch
+            budget_check("Atelier Latent Walk", "frames", int(frames), lambda f: f * per_frame, lowest=2,
+                         advice="walk through smaller latents")
+            samples = walk(keys, int(frames), method, easing, bool(loop))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"Atelier Latent Walk: {e}") from None
         return with_samples(keyframes, samples)
@@ -228,6 +242,9 @@ class AtelierSampleLatent:
         shape = [int(batch_size)] + latent_shape(cfg, int(height), int(width))
         if 0 in shape:
             raise ValueError(f"Atelier Sample Latent: {width}x{height} is smaller than the model's downscale")
+        per_latent = math.prod(shape[1:]) * memory.FLOAT_BYTES * 2   # the noise and the scaled result
+        budget_check("Atelier Sample Latent", "batch_size", shape[0], lambda b: b * per_latent,
+                     advice="lower width and height")
         g = torch.Generator().manual_seed(int(seed))
         z = sample_latents(stats, shape, g, float(temperature), variational)
         return (codec.latent_of(autoencoder, z),)

@@ -2,9 +2,9 @@
 import os
 import re
 
-from ..models import storage
+from ..models import memory, storage
 from ..models.autoencoder import Autoencoder
-from ..models.config import DOWNSCALES, ConfigError, default_config
+from ..models.config import DOWNSCALES, ConfigError, default_config, estimate_parameters
 from . import bridge
 from .save_paths import candidates, numbered_files
 from .schema import AUTOENCODER, CATEGORY, COMBO, INT, LINK, SEED, STRING
@@ -49,6 +49,10 @@ class AtelierNewAutoencoder:
                                  channels=1 if color == "grayscale" else 3)
         except (ConfigError, ValueError) as e:
             raise ValueError(f"Atelier New Autoencoder: {e}") from None
+        # Weights, their gradients and AdamW's two moments once it trains.
+        bridge.budget_check("Atelier New Autoencoder", "width", cfg["width"],
+                            lambda w: estimate_parameters({**cfg, "width": w}) * 4 * memory.FLOAT_BYTES, lowest=4,
+                            advice="lower blocks or latent_channels")
         ae = Autoencoder.new(cfg, seed=int(seed))
         bridge.log.info("new autoencoder: %s", ae.describe().replace("\n", "; "))
         return (ae,)

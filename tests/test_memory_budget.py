@@ -1,0 +1,122 @@
+"""No in-range widget value may exhaust the machine: every node whose memory grows with an input estimates
+it first and refuses beyond ATELIER_MEMORY_BUDGET_MB, naming the input and the largest value that fits
+(which then runs). CPU out-of-memory is recognised like the GPU's."""
+import re
+
+import pytest
+import torch
+
+from autoencoder_atelier.models import memory
+from autoencoder_atelier.models.train import Trainer
+
+from helpers import procedural, tiny_ae
+from test_reliability import call
+
+
+@pytest.fixture
+def budget(monkeypatch):
+    def set_mb(mb):
+        monkeypatch.setenv(memory.ENV, str(mb))
+    return set_mb
+
+
+def refused(node, name, **inputs):
+    """Call the node, expect the budget refusal, return the largest value it says fits."""
+    with pytest.raises(ValueError) as e:
+        call(node, **inputs)
+    msg = str(e.value)
+    assert msg.startswith("Atelier "), msg
+    m = re.search(rf"{re.escape(name)}=\d+ would need about .* more than the budget of .*: lower {re.escape(name)} "
+                  rf"to (\d+) or less \(or raise {memory.ENV}", msg)
+    assert m, msg
+    return int(m.group(1))
+
+
+def stats_model():
+    ae = tiny_ae("conv")
+    c = ae.config["latent_channels"]
+    ae.state.latent_stats = {"mean": torch.zeros(c), "cov": torch.eye(c)}
+    return ae
+
+
+def test_sample_latent(budget):
+    budget(8)
+    ae = stats_model()
+    args = dict(autoencoder=ae, width=1024, height=1024, seed=0, temperature=1.0)
+    fits = refused("AtelierSampleLatent", "batch_size", batch_size=256, **args)
+    assert 1 <= fits < 256
+    assert call("AtelierSampleLatent", batch_size=fits, **args)[0]["samples"].shape[0] == fits
+
+
+def test_latent_walk(budget):
+    budget(1)
+    keys = {"samples": torch.randn(2, 8, 32, 32)}
+    args = dict(keyframes=keys, method="slerp", easing="linear", loop=False)
+    fits = refused("AtelierLatentWalk", "frames", frames=4096, **args)
+    assert call("AtelierLatentWalk", frames=fits, **args)[0]["samples"].shape[0] == fits
+
+
+def test_visualize_latent(budget):
+    budget(2)
+    z = {"samples": torch.randn(2, 8, 32, 32)}
+    fits = refused("AtelierVisualizeLatent", "scale", latent=z, mode="pca-rgb", scale=64)
+    assert call("AtelierVisualizeLatent", latent=z, mode="pca-rgb", scale=fits)[0].shape[1] == 32 * fits
+
+
+def test_image_grid(budget):
+    budget(1)
+    images = torch.rand(64, 8, 8, 3)
+    fits = refused("AtelierImageGrid", "padding", images=images, columns=0, padding=64)
+    assert call("AtelierImageGrid", images=images, columns=0, padding=fits)[0].shape[0] == 1
+
+
+def test_decode(budget, monkeypatch):
+    from autoencoder_atelier.models import tiling
+    monkeypatch.setattr(tiling, "MEMORY_BUDGET", 1 << 20)
+    budget(4)
+    ae = tiny_ae("conv")
+    z = {"samples": torch.randn(16, ae.config["latent_channels"], 64, 64)}
+    fits = refused("AtelierDecode", "the latent's batch size", autoencoder=ae, latent=z)
+    assert 1 <= fits < 16
+    assert call("AtelierDecode", autoencoder=ae, latent={"samples": z["samples"][:fits]})[0].shape[0] == fits
+
+
+def test_train(budget):
+    budget(64)
+    args = dict(autoencoder=tiny_ae("conv"), images=procedural(2, 64), steps=1, learning_rate=0.001, seed=0,
+                loss="mse", crop_size=64)
+    fits = refused("AtelierTrainAutoencoder", "batch_size", batch_size=4096, **args)
+    assert 1 <= fits < 4096
+    call("AtelierTrainAutoencoder", batch_size=fits, **args)
+
+
+def test_new_autoencoder(budget):
+    budget(1024)
+    args = dict(architecture="conv", latent_channels=8, downscale="8", image_size=64, seed=0, blocks=8)
+    fits = refused("AtelierNewAutoencoder", "width", width=128, **args)
+    assert call("AtelierNewAutoencoder", width=fits, **args)[0].config["width"] == fits
+
+
+@pytest.mark.parametrize("error", [RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't "
+                                                "allocate memory: you tried to allocate 21474836480 bytes."),
+                                   MemoryError()])
+def test_cpu_out_of_memory_gets_the_batch_size_advice(error, monkeypatch):
+    real = Trainer.step
+
+    def step(self, i):
+        if self.settings.batch_size > 2:
+            raise error
+        return real(self, i)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    with pytest.raises(ValueError, match="ran out of memory training with batch_size 8 on 16x16 crops: batch_size 2 "
+                                         "fits \\(measured\\)"):
+        call("AtelierTrainAutoencoder", autoencoder=tiny_ae("conv"), images=procedural(4, 32), steps=2,
+             batch_size=8, learning_rate=0.001, seed=0, loss="mse", crop_size=16)
+
+
+def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(monkeypatch):
+    monkeypatch.setattr(Trainer, "step", lambda self, i: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        call("AtelierTrainAutoencoder", autoencoder=tiny_ae("conv"), images=procedural(4, 32), steps=2,
+             batch_size=8, learning_rate=0.001, seed=0, loss="mse", crop_size=16)
