@@ -2,7 +2,8 @@
 
 Without a mask the whole picture is re-made (noise, blur, JPEG blocks). With a mask of the damage
 (1 = missing), only those pixels are re-made: they start grey, as the holes were in training, and
-each further pass feeds the previous guess back in with the known pixels put back exactly.
+each further pass feeds the previous guess back in with the known pixels put back exactly. An
+all-zero mask counts as none: it is what Load Image gives for an opaque picture nobody painted on.
 """
 import torch
 import torch.nn.functional as F
@@ -35,11 +36,18 @@ def restore(ae, images, mask=None, passes=2, device="cpu"):
                                 align_corners=False).clamp(0, 1).movedim(1, -1)
         return out
 
-    if mask is None:
+    m = pixel_mask(mask, x) if mask is not None else None
+    whole = m.flatten(1).amax(1) == 0 if m is not None else torch.ones(len(x), dtype=torch.bool)
+    if whole.all():
         return remake(x)
-    m = pixel_mask(mask, x)
-    known = x * (1 - m)
+    out = x.clone()
+    if whole.any():
+        out[whole] = remake(x[whole])
+    held = ~whole
+    m = m[held]
+    known = x[held] * (1 - m)
     guess = known + HOLE_FILL * m
     for _ in range(max(1, int(passes))):
         guess = known + remake(guess) * m
-    return guess
+    out[held] = guess
+    return out

@@ -50,6 +50,19 @@ def test_restore_without_a_mask_remakes_the_whole_picture_at_its_own_size(hole_m
     assert out.min() >= 0 and out.max() <= 1
 
 
+def test_an_all_zero_mask_means_no_mask_and_each_image_gets_its_own_kind(hole_model):
+    # Load Image gives an all-zero MASK for an opaque picture: that must clean it, not return it unchanged.
+    imgs = procedural(2, 48)
+    (unmasked,) = restore(hole_model, imgs, 2)
+    (zero,) = restore(hole_model, imgs, 2, mask=torch.zeros(1, 48, 48))
+    assert not torch.equal(zero, imgs) and torch.allclose(zero, unmasked, atol=1e-6)
+    mask = torch.zeros(2, 48, 48)
+    mask[1, 10:20, 10:20] = 1                          # only the second picture has marked damage
+    (mixed,) = restore(hole_model, imgs, 2, mask=mask)
+    assert torch.allclose(mixed[0], unmasked[0], atol=1e-6)
+    assert torch.equal(mixed[1][mask[1] == 0], imgs[1][mask[1] == 0]) and not torch.equal(mixed[1], imgs[1])
+
+
 def test_restore_inputs_are_left_alone_and_bad_masks_are_explained(hole_model):
     imgs, mask = procedural(2, 32), holes_mask(2, 32)
     before_i, before_m = imgs.clone(), mask.clone()

@@ -184,8 +184,8 @@ COLLAGE_NOTE = """Half a painting from one work, half from another.
 RESTORE_NOTE = """Teach a model to repair damage, then repair a damaged artwork.
 
 1. Training images: your works (the model learns what they look like). corruption=holes teaches it to fill missing areas; use noise, blocks or blur for grain, JPEG damage or softness.
-2. Damaged artwork: load the picture and paint the damaged areas in the mask editor (right-click > Open in MaskEditor); transparent areas count as damage too.
-3. Queue. Only the masked pixels are re-made; everything else is kept exactly. Without a mask the whole picture is cleaned."""
+2. Mark the damage: right-click Load Image > Open in MaskEditor and paint over the damaged areas, then Save; transparent areas of a PNG count as damage too.
+3. Queue. Only the marked pixels are re-made; everything else is kept exactly. With nothing marked (an opaque picture gives an empty mask) the whole picture is cleaned: right for noise, grain or blur."""
 
 FEW_SHOT_NOTE = """Learn a style from one to five large paintings.
 
