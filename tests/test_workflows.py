@@ -208,3 +208,11 @@ def test_headless_save_image_refuses_prefixes_that_leave_the_output_folder(tmp_d
     with pytest.raises(ValueError, match="Save Image: filename_prefix .* is not allowed"):
         runner.NODES["SaveImage"]().save_images(torch.zeros(1, 4, 4, 3), prefix)
     assert list(tmp_dirs.output.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", names())
+def test_workflows_that_load_a_model_tell_the_artist_to_pick_theirs(name):
+    wf = workflow.load(os.path.join(WORKFLOWS, name))
+    if any(n["type"] == "AtelierLoadAutoencoder" for n in wf["nodes"]):
+        notes = " ".join(n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note")
+        assert "pick yours" in notes

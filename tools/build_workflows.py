@@ -149,9 +149,13 @@ TRAIN_NOTE = """Train an autoencoder on your artworks.
 
 The model is saved to models/autoencoders/atelier. The walk strip travels through the first 4 images of the folder."""
 
-MIX_NOTE = """Mix two artworks in latent space.
+# Every workflow with a Load Autoencoder says this: it names the demo's first model until you pick yours.
+PICK_MODEL = ("Load Autoencoder names atelier/my_style_00001, the model the demo saves first: pick yours in it (your "
+              "own training saves _00002 and on; press R to refresh the list).")
 
-1. Pick a model trained with the 'train on a folder' workflow in Load Autoencoder (press R to refresh the list).
+MIX_NOTE = f"""Mix two artworks in latent space.
+
+1. {PICK_MODEL}
 2. Load two images. They can differ in size: B is resized to A's latent size.
 3. factor 0 = A, 1 = B; try slerp for blends that keep their strength, or add/subtract/difference-add."""
 
@@ -162,22 +166,23 @@ Make a digit folder first, from a terminal in this pack's folder:
 (or --from-npz path/to/mnist.npz for real MNIST digits). flip is off: mirrored digits are not digits."""
 
 
-EXPLORE_NOTE = """Explore what your model learned (train one with 'train on a folder' first).
+EXPLORE_NOTE = f"""Explore what your model learned (train one with 'train on a folder' first).
+{PICK_MODEL}
 
 Top: the main directions in which your works differ; the chart shows how much each explains. Latent Edit pushes every work along direction 0 (try other index/strength values).
 Middle: Sample Latent invents new latents from the statistics of your works.
 Bottom: Style Mix gives image A the colour and texture statistics of image B; Visualize Latent shows what the model sees."""
 
 
-WALK_NOTE = """A looping animation that travels through your works (train one with 'train on a folder' first).
+WALK_NOTE = f"""A looping animation that travels through your works (train one with 'train on a folder' first).
 
-1. Pick your model in Load Autoencoder and your folder in Keyframes; the first 'count' images become keyframes, in file-name order.
+1. {PICK_MODEL} Pick your folder in Keyframes; the first 'count' images become keyframes, in file-name order.
 2. frames sets the length (48 frames at 12 fps = 4 s); slerp keeps colours strong between keyframes, ease-in-out lingers on each work.
 3. The WEBP plays in the browser; for a strip instead, send Decode into Image Grid."""
 
-COLLAGE_NOTE = """Half a painting from one work, half from another.
+COLLAGE_NOTE = f"""Half a painting from one work, half from another.
 
-1. Pick your model and load two images (B is resized to A's latent size).
+1. {PICK_MODEL} Load two images (B is resized to A's latent size).
 2. split: left-right, top-bottom, circle or diagonal; position moves the cut; feather softens the seam.
 3. For any shape: paint a mask on image A (right-click > Open in MaskEditor) and connect Image A's MASK to the collage's mask."""
 
