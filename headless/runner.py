@@ -169,9 +169,9 @@ class TqdmProgress:
         self.label, self.bar = label, None
 
     def __call__(self, value, total, preview=None):
-        if self.bar is None or self.bar.total != total:   # a node's second phase (e.g. decode after encode)
-            self.close()
+        if self.bar is None:
             self.bar = tqdm(total=total, desc=self.label, file=sys.stderr, dynamic_ncols=True, leave=True)
+        self.bar.total = total   # a node's later phase may count in other units (tiles of a decode after an encode)
         self.bar.update(value - self.bar.n)
         if value >= total:
             self.close()

@@ -79,11 +79,12 @@ def latent_of(ae, z):
 
 
 @torch.no_grad()
-def encode(ae, images, fit="pad", device="cpu"):
-    """IMAGE -> LATENT dict (samples on the CPU, like ComfyUI's own latents)."""
+def encode(ae, images, fit="pad", device="cpu", progress=None):
+    """IMAGE -> LATENT dict (samples on the CPU, like ComfyUI's own latents); ``progress(done, total)`` per
+    pass or tile."""
     h, w = images.shape[1:3] if isinstance(images, torch.Tensor) and images.ndim == 4 else (0, 0)
     x = prepare_images(ae, images, fit)
-    z = tiling.encode(ae.model.to(device), x, device, inference_dtype(ae.config, device))
+    z = tiling.encode(ae.model.to(device), x, device, inference_dtype(ae.config, device), progress=progress)
     latent = latent_of(ae, z)
     if fit == "pad" and tuple(x.shape[-2:]) != (h, w):
         latent["atelier_size"] = [int(h), int(w)]
@@ -124,10 +125,10 @@ def decoded_bytes(ae, z):
 
 
 @torch.no_grad()
-def decode(ae, latent, device="cpu"):
-    """LATENT -> IMAGE [B,H,W,3] on the CPU, with encode-time padding removed."""
+def decode(ae, latent, device="cpu", progress=None):
+    """LATENT -> IMAGE [B,H,W,3] on the CPU, with encode-time padding removed; ``progress`` as for encode."""
     z = check_latent(ae, latent)
-    y = tiling.decode(ae.model.to(device), z, device, inference_dtype(ae.config, device))
+    y = tiling.decode(ae.model.to(device), z, device, inference_dtype(ae.config, device), progress=progress)
     size = latent.get("atelier_size")
     if (ae.config["architecture"] != "dense" and isinstance(size, (list, tuple)) and len(size) == 2
             and all(isinstance(v, int) for v in size)):

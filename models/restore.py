@@ -8,7 +8,7 @@ all-zero mask counts as none: it is what Load Image gives for an opaque picture 
 import torch
 import torch.nn.functional as F
 
-from . import codec
+from . import codec, tiling
 from .latent_math import mask_batch
 
 HOLE_FILL = 0.5  # the value corruption.py paints holes with during training
@@ -24,20 +24,25 @@ def pixel_mask(mask, images):
     return torch.nan_to_num(m, nan=1.0).clamp(0, 1)[..., None].expand(images.shape[0], -1, -1, 1)
 
 
-def restore(ae, images, mask=None, passes=2, device="cpu"):
-    """IMAGE [B,H,W,C] -> restored IMAGE [B,H,W,3]; known pixels are kept exactly where a mask is given."""
+def restore(ae, images, mask=None, passes=2, device="cpu", progress=None):
+    """IMAGE [B,H,W,C] -> restored IMAGE [B,H,W,3]; known pixels are kept exactly where a mask is given.
+    ``progress(done, total)`` fills once over all encodes and decodes."""
     x = codec.to_rgb(images).movedim(1, -1)
+    m = pixel_mask(mask, x) if mask is not None else None
+    whole = m.flatten(1).amax(1) == 0 if m is not None else torch.ones(len(x), dtype=torch.bool)
+    passes = max(1, int(passes))
+    phases = 2 * (int(whole.any()) + passes * int(not whole.all()))   # an encode and a decode each
+    done = iter(range(phases))
 
     def remake(pictures):
         fit = "resize" if ae.config["architecture"] == "dense" else "pad"
-        out = codec.decode(ae, codec.encode(ae, pictures, fit, device), device)
+        latent = codec.encode(ae, pictures, fit, device, tiling.phase(progress, next(done), phases))
+        out = codec.decode(ae, latent, device, tiling.phase(progress, next(done), phases))
         if out.shape[1:3] != pictures.shape[1:3]:   # dense models work at their own size
             out = F.interpolate(out.movedim(-1, 1), size=pictures.shape[1:3], mode="bicubic",
                                 align_corners=False).clamp(0, 1).movedim(1, -1)
         return out
 
-    m = pixel_mask(mask, x) if mask is not None else None
-    whole = m.flatten(1).amax(1) == 0 if m is not None else torch.ones(len(x), dtype=torch.bool)
     if whole.all():
         return remake(x)
     out = x.clone()
@@ -47,7 +52,7 @@ def restore(ae, images, mask=None, passes=2, device="cpu"):
     m = m[held]
     known = x[held] * (1 - m)
     guess = known + HOLE_FILL * m
-    for _ in range(max(1, int(passes))):
+    for _ in range(passes):
         guess = known + remake(guess) * m
     out[held] = guess
     return out

@@ -76,9 +76,29 @@ def _ramp(lo, hi, start, end, n, cell, blend):
     return w.float()
 
 
-def tiled(fn, x, cell_in, cell_out, tile, context, blend=BLEND):
+def phase(progress, index, count):
+    """The progress callback for phase ``index`` of ``count`` alike phases of one job (encode, then decode;
+    a restore's passes), so one bar fills once across them; None stays None."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(index * total + done, count * total)
+
+
+def _ticker(progress, total):
+    """A callable to call after each piece of work (a tile or a batch); reports ``progress(done, total)``."""
+    done = [0]
+
+    def tick():
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+    return tick
+
+
+def tiled(fn, x, cell_in, cell_out, tile, context, blend=BLEND, on_tile=None):
     """Apply ``fn`` (one model half) to ``x`` [B,C,H,W] in tiles of ``tile`` latent cells, each with
     ``context`` cells of input around it and ``blend`` cells of cross-fade; returns the blended float32 result on the CPU.
+    ``on_tile()`` is called after each tile.
 
     ``cell_in`` / ``cell_out``: pixels per latent cell on the input / output side (f and 1 to
     encode, 1 and f to decode)."""
@@ -99,6 +119,8 @@ def tiled(fn, x, cell_in, cell_out, tile, context, blend=BLEND):
                 out = torch.zeros(x.shape[0], y.shape[1], gh * cell_out, gw * cell_out)
             w = wy[:, None] * _ramp(kx0, kx1, x0, x1, gw, cell_out, blend)[None, :]
             out[..., ky0 * cell_out:ky1 * cell_out, kx0 * cell_out:kx1 * cell_out].addcmul_(y, w)
+            if on_tile is not None:
+                on_tile()
     return out
 
 
@@ -118,33 +140,38 @@ def _joined(parts):
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, budget):
-    """Whole passes of as many items as fit the budget, or tiles when one item alone does not."""
+def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, budget, progress=None):
+    """Whole passes of as many items as fit the budget, or tiles when one item alone does not; ``progress(done,
+    total)`` after each pass or tile."""
     budget = budget or MEMORY_BUDGET
     per_item = bytes_per_pixel(net, dtype) * pixels_per_item
     with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
         if per_item > budget:
             context = min(context_cells(net)[half], MAX_CONTEXT) + BLEND
             tile = _tile_cells(net, dtype, context, budget)
-            return _joined([tiled(fn, _nhwc(x[i:i + 1], device), cell_in, cell_out, tile, context)
+            grid = [len(_spans(side // cell_in, tile)) for side in x.shape[-2:]]
+            tick = _ticker(progress, x.shape[0] * grid[0] * grid[1])
+            return _joined([tiled(fn, _nhwc(x[i:i + 1], device), cell_in, cell_out, tile, context, on_tile=tick)
                             for i in range(x.shape[0])])
         n = max(1, int(budget // per_item))
-        parts = []
+        tick, parts = _ticker(progress, -(-x.shape[0] // n)), []
         for i in range(0, x.shape[0], n):
             interrupt.check()
             parts.append(fn(_nhwc(x[i:i + n], device)).float().cpu())
+            tick()
         return _joined(parts)
 
 
 @torch.no_grad()
-def encode(net, x, device="cpu", dtype=None, budget=None):
+def encode(net, x, device="cpu", dtype=None, budget=None, progress=None):
     """Images [B,3,H,W] (H, W divisible by the downscale) -> latents, float32 on the CPU."""
-    return _run(net.encode, x, device, dtype, x.shape[-2] * x.shape[-1], getattr(net, "f", 1), 1, 0, net, budget)
+    return _run(net.encode, x, device, dtype, x.shape[-2] * x.shape[-1], getattr(net, "f", 1), 1, 0, net, budget,
+                progress)
 
 
 @torch.no_grad()
-def decode(net, z, device="cpu", dtype=None, budget=None):
+def decode(net, z, device="cpu", dtype=None, budget=None, progress=None):
     """Latents [B,C,h,w] -> images [B,3,h*f,w*f] in 0..1, float32 on the CPU."""
     f = getattr(net, "f", 1)
     pixels = net.size ** 2 if hasattr(net, "size") else z.shape[-2] * z.shape[-1] * f ** 2  # dense: fixed size
-    return _run(lambda t: net.decode(t.float()), z, device, dtype, pixels, 1, f, 1, net, budget)
+    return _run(lambda t: net.decode(t.float()), z, device, dtype, pixels, 1, f, 1, net, budget, progress)

@@ -128,3 +128,30 @@ def test_passes_hold_as_many_images_as_the_budget_allows(monkeypatch):
     z = tiling.encode(net, x, budget=2 * per_image)
     assert sizes == [2, 2, 1]
     assert torch.allclose(z, torch.cat([real(x[i:i + 1]) for i in range(5)]), atol=1e-5)
+
+
+def test_progress_counts_every_tile_and_every_pass(monkeypatch):
+    ae = busy_model()
+    images = picture(384, 256).movedim(1, -1).expand(2, -1, -1, -1)
+    monkeypatch.setattr(tiling, "MEMORY_BUDGET", 64 << 10)
+    seen = []
+    latent = codec.encode(ae, images, progress=lambda done, total: seen.append((done, total)))
+    total = seen[0][1]
+    assert total >= 4 and total % 2 == 0 and seen == [(i, total) for i in range(1, total + 1)]   # one per tile
+    seen.clear()
+    codec.decode(ae, latent, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] > 2
+    monkeypatch.setattr(tiling, "MEMORY_BUDGET", 1 << 40)   # small enough for one pass: one step
+    seen.clear()
+    codec.encode(ae, images, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 1)]
+
+
+def test_restore_progress_fills_one_bar_across_its_encodes_and_decodes():
+    from autoencoder_atelier.models.restore import restore
+    ae, images = busy_model(), picture(32, 32).movedim(1, -1).expand(2, -1, -1, -1)
+    mask = torch.zeros(2, 32, 32)
+    mask[1, 4:12, 4:12] = 1      # one picture cleaned whole, one with two passes over its marked damage
+    seen = []
+    restore(ae, images, mask, passes=2, progress=lambda done, total: seen.append(done / total))
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 6
