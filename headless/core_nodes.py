@@ -15,7 +15,7 @@ from PIL import Image
 from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, decode, to_float, to_rgb8
 from ..nodes import bridge
 from ..models.files import write_new_file
-from ..nodes.save_paths import candidates, numbered_files
+from ..nodes.save_paths import candidates, numbered_files, validate_prefix
 
 
 class LoadImage:
@@ -91,6 +91,8 @@ class SaveImage:
     def INPUT_TYPES(cls):
         return {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}}
 
+    VALIDATE_INPUTS = staticmethod(validate_prefix)   # ComfyUI's own savers check late; here, before any work
+
     def save_images(self, images, filename_prefix="ComfyUI"):
         return {"ui": {"images": save_images(images, bridge.output_dir(), filename_prefix, "output")}}
 
@@ -130,6 +132,8 @@ class SaveAnimatedWEBP:
                              "lossless": ("BOOLEAN", {"default": True}),
                              "quality": ("INT", {"default": 80, "min": 0, "max": 100}),
                              "method": (list(cls.METHODS),)}}
+
+    VALIDATE_INPUTS = staticmethod(validate_prefix)
 
     def save_images(self, images, fps, filename_prefix, lossless, quality, method):
         frames = [to_pil(img) for img in images]

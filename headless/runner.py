@@ -1,6 +1,7 @@
 """Executes an API-format prompt with the pack's nodes and the core stand-ins, as ComfyUI would:
 only what output nodes need, in dependency order, validated first, inside torch.inference_mode()."""
 import contextlib
+import inspect
 import logging
 import math
 import os
@@ -126,7 +127,22 @@ def plan(prompt):
                 value = node["inputs"].get(name)
                 if value is not None and is_widget(s) and not is_link(value):
                     node["inputs"][name] = _check_value(where, name, s, value)
+        _validate_inputs(where, cls, node["inputs"])
     return order
+
+
+def _validate_inputs(where, cls, inputs):
+    """A node's VALIDATE_INPUTS, called as ComfyUI 0.3.64 calls it (execution.validate_inputs): with the inputs
+    its signature names (all of them for **kwargs), a linked one as None since nothing has run yet; anything
+    but True refuses the prompt before any node runs."""
+    check = getattr(cls, "VALIDATE_INPUTS", None)
+    if check is None:
+        return
+    spec = inspect.getfullargspec(check)
+    result = check(**{name: None if is_link(value) else value for name, value in inputs.items()
+                      if name in spec.args or spec.varkw})
+    if result is not True:
+        raise WorkflowError(f"{where}: {result if isinstance(result, str) else 'its inputs were refused'}")
 
 
 def _check_link(prompt, node_id, name, link):

@@ -6,7 +6,7 @@ from ..models import memory, storage
 from ..models.autoencoder import Autoencoder
 from ..models.config import DOWNSCALES, ConfigError, default_config, estimate_parameters
 from . import bridge
-from .save_paths import candidates, numbered_files
+from .save_paths import candidates, numbered_files, validate_prefix
 from .schema import AUTOENCODER, CATEGORY, COMBO, INT, LINK, SEED, STRING
 
 
@@ -139,6 +139,8 @@ class AtelierSaveAutoencoder:
             "filename_prefix": STRING("atelier", "File name start; a counter and .safetensors are added. "
                                       "Use 'folder/name' to save into a subfolder."),
         }}
+
+    VALIDATE_INPUTS = staticmethod(validate_prefix)
 
     def save(self, autoencoder, filename_prefix):
         folder = bridge.model_dirs()[0]
