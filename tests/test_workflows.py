@@ -122,13 +122,18 @@ def test_restore_then_collage_walk_animation_and_few_shot_headless(tmp_dirs):
     assert webp.endswith(".webp") and anim.n_frames == 9 and anim.size == (48, 48)
 
     paintings = tmp_dirs.input / "paintings"
-    procedural.write_folder(str(paintings), count=2, size=160)
-    ui = run_workflow("atelier_few_shot.json", [f"folder={json.dumps(str(paintings))}", "size=160", "steps=8",
-                                                "crop_size=32"])
-    grid = [f for f in output_files(ui) if "few_shot_paintings" in f]
-    assert Image.open(grid[0]).size == (2 * 160 + 3 * 4, 160 + 8)   # whole paintings, not crops
+    paintings.mkdir()
+    sizes = {"wide.png": (176, 120), "tall.png": (104, 152)}   # neither square nor a multiple of the downscale
+    for i, (name, (w, h)) in enumerate(sizes.items()):
+        procedural.make_image(20 + i, 176).resize((w, h)).save(paintings / name)
+        procedural.make_image(20 + i, 176).resize((w, h)).save(tmp_dirs.input / name)
+    for name, size in sizes.items():   # each painting re-made whole, at its own size: not a square crop
+        ui = run_workflow("atelier_few_shot.json", [f"folder={json.dumps(str(paintings))}", "size=64", "count=8",
+                                                    "steps=8", "crop_size=32", f"Painting to re-make.image={name}"])
+        (painting,) = [f for f in output_files(ui) if "few_shot_painting" in f]
+        assert Image.open(painting).size == size
     few = storage.load_autoencoder(tmp_dirs.models / "atelier" / "few_shot_00001.safetensors")
-    assert few.state.summary["data_size"] == 2 and few.state.step == 8
+    assert few.state.summary["data_size"] == 8 and few.state.step == 8
 
 
 def test_other_core_nodes_are_refused_by_name():

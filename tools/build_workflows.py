@@ -194,9 +194,9 @@ RESTORE_NOTE = """Teach a model to repair damage, then repair a damaged artwork.
 
 FEW_SHOT_NOTE = """Learn a style from one to five large paintings.
 
-1. Put 1-5 paintings in a folder (e.g. ComfyUI/input/my_paintings) and type its name into Load Image Folder; size is the side they are loaded at.
-2. Training sees random crop_size crops, batch_size crops per step, so even one painting gives thousands of different examples.
-3. The result: the whole paintings re-made by the model, and a model you can use in the other workflows."""
+1. Put 1-5 paintings in a folder (e.g. ComfyUI/input/my_paintings) and type its name into Load Image Folder: it cuts 'count' random squares of 'size' pixels from them at full resolution, so every part of every painting is seen.
+2. Training sees random crop_size crops of those, batch_size per step, so even one painting gives thousands of different examples.
+3. Pick a painting in 'Painting to re-make': the model re-makes the whole of it, at its own size and shape (large paintings are done in tiles)."""
 
 
 WORKFLOWS = {
@@ -323,24 +323,23 @@ WORKFLOWS = {
     ]),
     "atelier_few_shot": build([
         NOTE(100, (20, 20), FEW_SHOT_NOTE, box=(440, 220)),
-        N(1, "AtelierLoadImageFolder", (20, 280), "1-5 paintings", folder="my_paintings", size=512,
-          mode="center-crop", count=5),
+        N(1, "AtelierLoadImageFolder", (20, 280), "Crops of 1-5 paintings", folder="my_paintings", size=256,
+          mode="random-crops", count=64),
         N(2, "AtelierNewAutoencoder", (20, 500), architecture="conv", latent_channels=8, downscale="4", width=32,
           image_size=64, seed=0, box=(320, 240)),
         N(3, "AtelierTrainAutoencoder", (400, 280), "Train on random crops", steps=1500, batch_size=16,
           learning_rate=0.002, seed=0, loss="mse", crop_size=64, flip=True, box=(340, 300)),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/few_shot", box=(320, 90)),
         N(5, "SaveImage", (800, 230), "Loss curve", filename_prefix="atelier/few_shot_loss", box=(320, 260)),
-        N(6, "AtelierEncode", (800, 530), "Encode whole paintings", box=(240, 80)),
+        N(10, "LoadImage", (20, 790), "Painting to re-make", image="example.png", box=(320, 340)),
+        N(6, "AtelierEncode", (800, 530), "Encode the whole painting", box=(240, 80)),
         N(7, "AtelierDecode", (1160, 530), box=(240, 60)),
-        N(8, "AtelierImageGrid", (1160, 630), columns=5, padding=4, box=(240, 90)),
-        N(9, "SaveImage", (1530, 160), "Whole paintings, re-made", filename_prefix="atelier/few_shot_paintings",
+        N(9, "SaveImage", (1530, 160), "Whole painting, re-made", filename_prefix="atelier/few_shot_painting",
           box=(480, 360)),
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
-        (3, "loss_curve", 5, "images"), (3, "autoencoder", 6, "autoencoder"), (1, "images", 6, "images"),
-        (3, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
-        (8, "grid", 9, "images"),
+        (3, "loss_curve", 5, "images"), (3, "autoencoder", 6, "autoencoder"), (10, "image", 6, "images"),
+        (3, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 9, "images"),
     ]),
 }
 
