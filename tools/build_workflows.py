@@ -147,7 +147,7 @@ TRAIN_NOTE = """Train an autoencoder on your artworks.
 2. Queue. Training shows a progress bar and a live preview; Cancel stops it safely.
 3. For sharper results raise steps (2000+) and size; crop_size trains on random patches, which is faster.
 
-The model is saved to models/autoencoders/atelier. The walk strip travels through the first 4 images of the folder."""
+The model is saved to models/autoencoders/atelier. The walk strip travels through the first 4 images of the folder. Reconstructions show the centre crop_size square of each work, the size training saw; the walk, the centre square of each (set Keyframes' mode to resize to keep whole works, squashed)."""
 
 # Every workflow with a Load Autoencoder says this: it names the demo's first model until you pick yours.
 PICK_MODEL = ("Load Autoencoder names atelier/my_style_00001, the model the demo saves first: pick yours in it (your "
@@ -176,7 +176,7 @@ Bottom: Style Mix gives image A the colour and texture statistics of image B; Vi
 
 WALK_NOTE = f"""A looping animation that travels through your works (train one with 'train on a folder' first).
 
-1. {PICK_MODEL} Pick your folder in Keyframes; the first 'count' images become keyframes, in file-name order.
+1. {PICK_MODEL} Pick your folder in Keyframes; the first 'count' images become keyframes, in file-name order, cut to their centre squares (mode resize keeps whole works, squashed).
 2. frames sets the length (48 frames at 12 fps = 4 s); slerp keeps colours strong between keyframes, ease-in-out lingers on each work.
 3. The WEBP plays in the browser; for a strip instead, send Decode into Image Grid."""
 
@@ -210,7 +210,7 @@ WORKFLOWS = {
           loss="mse", crop_size=64, flip=True, box=(340, 300)),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/my_style", box=(320, 90)),
         N(5, "SaveImage", (800, 230), "Loss curve", filename_prefix="atelier/loss_curve", box=(320, 260)),
-        N(6, "SaveImage", (800, 530), "Reconstructions", filename_prefix="atelier/reconstructions",
+        N(6, "SaveImage", (800, 530), "Reconstructions (centre crops)", filename_prefix="atelier/reconstructions",
           box=(320, 260)),
         N(7, "AtelierLoadImageFolder", (400, 1000), "Keyframes", folder="my_artworks", size=128,
           mode="center-crop", count=4),
@@ -219,7 +219,8 @@ WORKFLOWS = {
           box=(280, 150)),
         N(10, "AtelierDecode", (1470, 840), box=(240, 60)),
         N(11, "AtelierImageGrid", (1470, 940), columns=13, padding=2, box=(240, 90)),
-        N(12, "SaveImage", (1180, 20), "Walk strip", filename_prefix="atelier/walk_strip", box=(480, 260)),
+        N(12, "SaveImage", (1180, 20), "Walk strip (centre-cropped works)", filename_prefix="atelier/walk_strip",
+          box=(480, 260)),
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
         (3, "loss_curve", 5, "images"), (3, "reconstructions", 6, "images"), (3, "autoencoder", 8, "autoencoder"),
@@ -292,8 +293,8 @@ WORKFLOWS = {
         N(4, "AtelierLatentWalk", (760, 280), frames=48, method="slerp", easing="ease-in-out", loop=True,
           box=(280, 150)),
         N(5, "AtelierDecode", (1070, 280), "Decode frames", box=(240, 60)),
-        N(6, "SaveAnimatedWEBP", (1430, 20), "Walk animation", filename_prefix="atelier/walk", fps=12.0,
-          lossless=False, quality=90, method="default", box=(400, 440)),
+        N(6, "SaveAnimatedWEBP", (1430, 20), "Walk animation (centre-cropped works)", filename_prefix="atelier/walk",
+          fps=12.0, lossless=False, quality=90, method="default", box=(400, 440)),
     ], [
         (1, "autoencoder", 3, "autoencoder"), (2, "images", 3, "images"), (3, "latent", 4, "keyframes"),
         (1, "autoencoder", 5, "autoencoder"), (4, "frames", 5, "latent"), (5, "images", 6, "images"),
@@ -311,7 +312,7 @@ WORKFLOWS = {
         N(3, "AtelierTrainAutoencoder", (400, 320), steps=800, batch_size=16, learning_rate=0.002, seed=0,
           loss="mse", crop_size=64, flip=True, corruption="holes", corruption_strength=0.5, box=(340, 340)),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/restorer", box=(320, 90)),
-        N(5, "PreviewImage", (800, 230), "Training reconstructions",
+        N(5, "PreviewImage", (800, 230), "Training reconstructions (centre crops)",
           box=(320, 260)),
         N(6, "LoadImage", (400, 1000), "Damaged artwork", image="example.png", box=(320, 340)),
         N(7, "AtelierRestore", (800, 1000), passes=2, box=(280, 100)),
