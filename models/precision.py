@@ -6,15 +6,21 @@ only emulate bf16, so "auto" trains in fp16 there, with a loss scale against van
 On processors, native bf16 is not the same as fast bf16: AMD Zen 4's AVX-512 BF16 trains
 convolutions about 1.7x as fast as float32 and AMX many times faster, but an Intel Xeon whose
 AMX is absent or hidden (as in many VMs) trains them ~1.4x slower than float32. So on the CPU "auto"
-uses bf16 only where a short measurement (once per process) finds it clearly faster.
+uses bf16 only where a short measurement finds it clearly faster. Under background load the same
+processor measured anywhere from 0.6x to 2.2x, so the measurement is taken once per machine and torch
+version and kept (``cache_path()``): the same workflow and seed train the same weights after a restart.
+Delete that file to measure again. A resumed training keeps the precision its model was trained in.
 """
+import json
 import logging
+import os
+import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
-from . import interrupt
+from . import files, interrupt
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +63,67 @@ def _conv_seconds(dtype, reps=3):
     return best
 
 
+CACHE_ENV = "ATELIER_PRECISION_CACHE"   # a file path, or "off" to measure in every process
+
+
+def cache_path():
+    path = os.environ.get(CACHE_ENV, "")
+    if path == "off":
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return path or os.path.join(base, "autoencoder-atelier", "precision.json")
+
+
+def machine_key():
+    """What the measurement depends on: the processor, its core count and the torch build."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name} | {os.cpu_count()} cpus | torch {torch.__version__}"
+
+
+def _read_cache():
+    path = cache_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f).get(machine_key())
+        if isinstance(value, list) and len(value) == 2 and all(type(v) is float and 0 <= v < 1000 for v in value):
+            return tuple(value)
+    except (OSError, TypeError, ValueError, AttributeError, RecursionError):
+        pass
+    return None
+
+
+def _write_cache(speedups):
+    path = cache_path()
+    if path is None:
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            table = json.load(f)
+        table = table if isinstance(table, dict) else {}
+    except (OSError, ValueError, RecursionError):
+        table = {}
+    table[machine_key()] = list(speedups)
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(table, f, indent=1)
+    try:
+        files.replace_file(path, write)
+    except OSError as e:  # a read-only home: measure again next time
+        log.info("could not keep the bf16 measurement in %s (%s)", path, e)
+
+
 def cpu_bf16_speedups():
     """(inference, training) speed of bf16 over float32 convolutions on this processor: measured
-    once per process (~0.1 s), fp32 and bf16 in turns, best of each."""
+    once per machine and torch version (~0.1 s), fp32 and bf16 in turns, best of each."""
     global _cpu_speedups
+    if _cpu_speedups is None and cache_path():
+        _cpu_speedups = _read_cache()
     if _cpu_speedups is None:
         try:
             with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
@@ -70,11 +133,12 @@ def cpu_bf16_speedups():
                     fp32 = [min(a, b) for a, b in zip(fp32, _conv_seconds(torch.float32))]
                     bf16 = [min(a, b) for a, b in zip(bf16, _conv_seconds(torch.bfloat16))]
             _cpu_speedups = (fp32[0] / bf16[0], sum(fp32) / sum(bf16))
-            log.info("bf16 vs float32 convolutions on this processor: %.2fx (inference), %.2fx (training)",
-                     *_cpu_speedups)
+            log.info("bf16 vs float32 convolutions on this processor: %.2fx (inference), %.2fx (training); kept "
+                     "in %s", *_cpu_speedups, cache_path())
         except RuntimeError as e:   # a bf16 convolution this torch build cannot run: keep float32
             log.warning("bf16 convolutions failed on this processor, using float32: %s", e)
             _cpu_speedups = (0.0, 0.0)
+        _write_cache(_cpu_speedups)
     return _cpu_speedups
 
 
@@ -113,6 +177,18 @@ def slowdown(dtype, device):
         if speedup < 1:
             return f"trains {1 / speedup:.1f}x slower than fp32 on this processor (measured)"
     return None
+
+
+NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}
+
+
+def resumed_precision(precision, recorded, device):
+    """The setting a training run uses: "auto" on a model already trained in ``recorded`` precision keeps it
+    (so resuming after a restart trains alike), unless this device only emulates it."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}.get(recorded, "unknown")
+    if precision != "auto" or dtype == "unknown" or (dtype is not None and not is_native(dtype, device)):
+        return precision
+    return recorded
 
 
 def autocast_dtype(precision, device, architecture="conv"):

@@ -18,7 +18,7 @@ from .corruption import CORRUPTIONS, corrupt
 from .latent_stats import latent_statistics
 from .losses import LOSSES, last_loss, psnr, reconstruction_loss
 from .networks import build_network
-from .precision import autocast_dtype, slowdown
+from .precision import NAMES, autocast_dtype, resumed_precision, slowdown
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,12 @@ class Trainer:
         except memory.MemoryBudgetError as e:
             raise TrainingError(str(e)) from None
         try:
-            self.autocast = autocast_dtype(s.precision, self.device, autoencoder.config["architecture"])
+            recorded = autoencoder.state.summary.get("precision") if autoencoder.state.step else None
+            setting = resumed_precision(s.precision, recorded, self.device)
+            if setting != s.precision:
+                log.info("resuming in %s, the precision this model was trained in (choose another to change it)",
+                         setting)
+            self.autocast = autocast_dtype(setting, self.device, autoencoder.config["architecture"])
         except ValueError as e:
             raise TrainingError(str(e)) from None
         slow = slowdown(self.autocast, self.device)
@@ -370,7 +375,7 @@ class Trainer:
             "steps": st.step, "data_size": int(self.data.shape[0]),
             "image_size": list(self.data.shape[-2:]), "crop": list(self.crop), "loss": self.settings.loss,
             "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
-            "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast, "fp32"),
+            "precision": NAMES[self.autocast],
             "corruption": self.settings.corruption,
             "psnr": round(quality, 3),
         })

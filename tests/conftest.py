@@ -33,6 +33,9 @@ _hypothesis_settings.register_profile("atelier-long", _hypothesis_settings.get_p
                                       derandomize=False)
 _hypothesis_settings.load_profile("atelier")
 
+# Tests measure bf16 in their own process; the per-machine record (models/precision.py) is tested on its own.
+os.environ["ATELIER_PRECISION_CACHE"] = "off"
+
 import atelier  # noqa: E402
 
 atelier.load_pack()

@@ -1,5 +1,6 @@
 """Precision choices, and fp16 training with its loss scale (run here on the CPU, which has fp16
 autocast too: the same code path a T4 or RTX 20xx takes with "auto")."""
+import json
 import math
 
 import pytest
@@ -164,3 +165,64 @@ def test_a_failing_bf16_measurement_keeps_float32(monkeypatch, caplog):
         assert precision.inference_dtype({"architecture": "conv"}, "cpu") is None
         assert "failed a test convolution" in precision.slowdown(torch.bfloat16, "cpu")
     assert "bf16 convolutions failed on this processor, using float32: no bf16 kernel" in caplog.text
+
+
+# -- the same decision after a restart -----------------------------------------------------------
+
+def test_the_measurement_is_kept_per_machine_and_torch_version(tmp_path, monkeypatch):
+    cache = tmp_path / "sub" / "precision.json"
+    monkeypatch.setenv(precision.CACHE_ENV, str(cache))
+    calls = []
+
+    def twice_as_fast(dtype):
+        calls.append(dtype)
+        return [1.0, 1.0] if dtype is torch.float32 else [0.5, 0.5]
+
+    monkeypatch.setattr(precision, "_conv_seconds", twice_as_fast)
+    monkeypatch.setattr(precision, "_cpu_speedups", None)
+    assert precision.cpu_bf16_speedups() == (2.0, 2.0) and len(calls) == 4
+    table = json.loads(cache.read_text())
+    assert table == {precision.machine_key(): [2.0, 2.0]}
+    # a restart under load would measure 0.6x; the kept figure decides
+    monkeypatch.setattr(precision, "_conv_seconds", lambda dtype: [1.0, 1.0] if dtype is torch.float32 else [1.7, 1.7])
+    monkeypatch.setattr(precision, "_cpu_speedups", None)
+    assert precision.cpu_bf16_speedups() == (2.0, 2.0)
+    # another torch version measures afresh and keeps both
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    monkeypatch.setattr(precision, "_cpu_speedups", None)
+    assert precision.cpu_bf16_speedups()[1] < 1 and len(json.loads(cache.read_text())) == 2
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"KEY": "x"}', '{"KEY": [1e400, 1]}', ""])
+def test_a_damaged_record_is_measured_again(tmp_path, monkeypatch, content):
+    cache = tmp_path / "precision.json"
+    cache.write_text(content.replace("KEY", precision.machine_key()))
+    monkeypatch.setenv(precision.CACHE_ENV, str(cache))
+    monkeypatch.setattr(precision, "_conv_seconds", lambda dtype: [1.0, 1.0] if dtype is torch.float32 else [0.5, 0.5])
+    monkeypatch.setattr(precision, "_cpu_speedups", None)
+    assert precision.cpu_bf16_speedups() == (2.0, 2.0)
+
+
+def test_a_read_only_cache_folder_still_measures(tmp_path, monkeypatch):
+    monkeypatch.setenv(precision.CACHE_ENV, str(tmp_path / "file-not-folder" / "x.json"))
+    (tmp_path / "file-not-folder").write_text("")
+    monkeypatch.setattr(precision, "_conv_seconds", lambda dtype: [1.0, 1.0])
+    monkeypatch.setattr(precision, "_cpu_speedups", None)
+    assert precision.cpu_bf16_speedups() == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("recorded,native,expected", [("bf16", True, torch.bfloat16), ("fp32", True, None),
+                                                      ("bf16", False, "auto"), (None, True, "auto"),
+                                                      ("garbage", True, "auto")])
+def test_resuming_keeps_the_models_precision_unless_forced(monkeypatch, recorded, native, expected):
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: native)
+    monkeypatch.setattr(precision, "_cpu_speedups", (0.5, 0.5))   # auto alone would pick fp32 here
+    ae = tiny_ae("conv")
+    ae.state.step, ae.state.summary = 10, {"precision": recorded} if recorded else {}
+    t = Trainer(ae, procedural(2, 16), TrainSettings(steps=1, batch_size=2, precision="auto"))
+    assert t.autocast is (None if expected == "auto" else expected)
+    forced = Trainer(ae, procedural(2, 16), TrainSettings(steps=1, batch_size=2, precision="fp32"))
+    assert forced.autocast is None
+    if recorded == "bf16" and native:   # and it is written into the model again
+        out = t.run()
+        assert out.state.summary["precision"] == "bf16"
