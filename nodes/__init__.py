@@ -6,6 +6,7 @@ from .latent_nodes import (AtelierDecode, AtelierEncode, AtelierLatentCollage, A
                            AtelierLatentWalk, AtelierSampleLatent)
 from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder, model_card
 from .restore_node import AtelierRestore
+from .schema import refuse_non_finite
 from .train_node import AtelierTrainAutoencoder
 
 NODE_CLASS_MAPPINGS = {
@@ -71,6 +72,8 @@ SEARCH_ALIASES = {
 }
 for _node_id, _aliases in SEARCH_ALIASES.items():
     NODE_CLASS_MAPPINGS[_node_id].SEARCH_ALIASES = _aliases
+for _node_id, _cls in NODE_CLASS_MAPPINGS.items():
+    refuse_non_finite(_cls, NODE_DISPLAY_NAME_MAPPINGS[_node_id].replace(" (Atelier)", "").join(("Atelier ", "")))
 
 # For web/atelier.js: the card of the model picked in Load Autoencoder, as soon as it is picked, and the
 # search aliases for frontends that match them when the server (ComfyUI 0.3.64 and older) does not send them.

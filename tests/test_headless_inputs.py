@@ -145,3 +145,20 @@ def test_deeply_nested_json_is_a_clear_error(tmp_path):
 def test_malformed_ui_workflows_are_clear_errors(wf):
     with pytest.raises(WorkflowError, match="malformed|not a list"):
         workflow.to_api(wf, runner.input_types_of)
+
+
+def test_nan_and_infinite_float_inputs_are_refused_at_every_node():
+    """ComfyUI's range check lets NaN through and JSON prompts can carry it: each node refuses it itself."""
+    from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS
+    checked = 0
+    for node_id, cls in NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        for part in ("required", "optional"):
+            for name, s in (spec.get(part) or {}).items():
+                if s[0] != "FLOAT":
+                    continue
+                for bad in (float("nan"), float("inf"), float("-inf")):
+                    with pytest.raises(ValueError, match=f"^Atelier .*: {name} must be a finite number"):
+                        getattr(cls(), cls.FUNCTION)(**{name: bad})
+                checked += 1
+    assert checked >= 10
