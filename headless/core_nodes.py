@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..models.files import write_new_file
 from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, decode, to_float, to_rgb8
 from ..nodes import bridge
-from ..models.files import write_new_file
 from ..nodes.save_paths import candidates, numbered_files, validate_prefix
 
 

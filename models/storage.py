@@ -165,7 +165,8 @@ class _ModelFile:
                 raise _fail(path, "this is a pickled PyTorch checkpoint (.ckpt/.pt) renamed to .safetensors",
                             "Pickles can run code, so they are never loaded; re-save the weights as safetensors")
             if n is None:
-                raise _fail(path, f"file is only {size} bytes, too short to be safetensors", "Re-save or re-download it")
+                raise _fail(path, f"file is only {size} bytes, too short to be safetensors",
+                            "Re-save or re-download it")
             raise _fail(path, "header is cut off or not a safetensors header (file truncated or of another kind)",
                         "Re-save or re-download the file")
         try:
@@ -182,7 +183,8 @@ class _ModelFile:
         for name, info in header.items():
             try:
                 dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
-                ok = (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+                ok = (isinstance(dtype, str) and isinstance(shape, list)
+                      and all(type(d) is int and d >= 0 for d in shape)
                       and type(start) is int and type(end) is int and 0 <= start <= end)
             except (TypeError, KeyError, ValueError):
                 ok = False
@@ -264,7 +266,8 @@ def read_config(path, meta):
     try:
         return validate_config(_json_field(path, meta, "config", 10_000))
     except ConfigError as e:
-        raise _fail(path, f"its config is invalid ({e})", "The file is damaged or was edited; it cannot be loaded") from None
+        raise _fail(path, f"its config is invalid ({e})",
+                    "The file is damaged or was edited; it cannot be loaded") from None
 
 
 # -- what each group of tensors must be ---------------------------------------------------

@@ -46,7 +46,7 @@ def test_huge_images_are_refused_from_their_header_without_a_raw_warning(tmp_pat
 def test_a_big_sparse_image_is_shrunk_in_8_bit_before_anything_is_float(tmp_path, monkeypatch):
     """A 36 KB 1-bit PNG of 6000x6000: box-reduced while decoding, resized in 8 bit, float only at 64 px."""
     Image.new("1", (6000, 6000), 1).save(tmp_path / "sparse.png")
-    sizes, real_float, real_fit = [], imagefolder.to_float, imagefolder._fit
+    sizes, real_fit = [], imagefolder._fit
     monkeypatch.setattr(imagefolder, "_fit", lambda img, *a: sizes.append(img.size) or real_fit(img, *a))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -71,7 +71,7 @@ def test_the_memory_budget_bounds_the_batch_and_names_what_fits(tmp_path, monkey
     with pytest.raises(ValueError) as e:
         call("AtelierLoadImageFolder", folder=str(tmp_path), size=256, mode="random-crops", count=100)
     largest = 10 * 2 ** 20 // imagefolder.batch_bytes(1, 256)
-    assert f"count=100 would need about" in str(e.value) and f"lower count to {largest} or less" in str(e.value)
+    assert "count=100 would need about" in str(e.value) and f"lower count to {largest} or less" in str(e.value)
     (out,) = call("AtelierLoadImageFolder", folder=str(tmp_path), size=256, mode="random-crops", count=largest)
     assert out.shape[0] == largest
 

@@ -59,13 +59,15 @@ bridge.configure(models_dir=folder)
 real = storage.save_file
 def in_step(tensors, filename, metadata=None):  # both processes have chosen their number before either claims it
     real(tensors, filename, metadata=metadata)
-    open(os.path.join(folder, "..", f"ready-{{me}}-{{len(os.listdir(os.path.join(folder, '..')))}}"), "w").close()
+    up = os.path.join(folder, "..")
+    open(os.path.join(up, f"ready-{{me}}-{{len(os.listdir(up))}}"), "w").close()
     deadline = time.time() + 20
-    while time.time() < deadline and len([n for n in os.listdir(os.path.join(folder, "..")) if n.startswith("ready")]) % 2:
+    while time.time() < deadline and len([n for n in os.listdir(up) if n.startswith("ready")]) % 2:
         time.sleep(0.01)
 storage.save_file = in_step
 for s in seeds:
-    print(s, call("AtelierSaveAutoencoder", autoencoder=tiny_ae("conv", seed=s), filename_prefix="style")[0], flush=True)
+    path = call("AtelierSaveAutoencoder", autoencoder=tiny_ae("conv", seed=s), filename_prefix="style")[0]
+    print(s, path, flush=True)
 """
 
 
