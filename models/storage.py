@@ -220,6 +220,9 @@ class _ModelFile:
             got = self.f.readinto(data)
         except OSError as e:
             raise self._unreadable(e) from None
+        except MemoryError:
+            raise _fail(self.path, f"not enough memory to read its {self.data_len / 2 ** 20:.0f} MB of tensors",
+                        "Close other programs or load a smaller model") from None
         if got != self.data_len or self.f.read(1):
             raise _fail(self.path, "the file changed while it was read (another program is writing it?)",
                         "Wait until the file is complete, then load it again")
