@@ -41,7 +41,8 @@ class AtelierEncode:
 
     def encode(self, autoencoder, images, fit="pad"):
         try:
-            return (codec.encode(autoencoder, images, fit, bridge.torch_device()),)
+            progress = bridge.progress_bar(1).update_absolute   # per pass or tile: large paintings take a while
+            return (codec.encode(autoencoder, images, fit, bridge.torch_device(), progress),)
         except codec.CodecError as e:
             raise ValueError(f"Atelier Encode: {e}") from None
 
@@ -74,7 +75,8 @@ class AtelierDecode:
                      lambda b: codec.decoded_bytes(autoencoder, z[:1]) * b + tiling.MEMORY_BUDGET,
                      advice="decode smaller latents (a smaller size or fewer frames upstream)")
         try:
-            return (codec.decode(autoencoder, latent, bridge.torch_device()),)
+            progress = bridge.progress_bar(1).update_absolute
+            return (codec.decode(autoencoder, latent, bridge.torch_device(), progress),)
         except codec.CodecError as e:
             raise ValueError(f"Atelier Decode: {e}") from None
 

@@ -25,11 +25,12 @@ class AtelierRestore:
                           "More passes fill large holes more smoothly."),
         }, "optional": {
             "mask": LINK("MASK", "Where the damage is (white = missing or damaged). Load Image gives the painted or "
-                         "transparent areas as this mask."),
+                         "transparent areas as this mask; an empty one (nothing painted) counts as no mask."),
         }}
 
     def restore(self, autoencoder, images, passes, mask=None):
         try:
-            return (restore(autoencoder, images, mask, int(passes), bridge.torch_device()),)
+            return (restore(autoencoder, images, mask, int(passes), bridge.torch_device(),
+                            bridge.progress_bar(1).update_absolute),)
         except ValueError as e:   # CodecError and the mask checks
             raise ValueError(f"Atelier Restore: {e}") from None

@@ -35,7 +35,8 @@ class AtelierTrainAutoencoder:
     RETURN_NAMES = ("autoencoder", "loss_curve", "reconstructions")
     OUTPUT_TOOLTIPS = ("The trained autoencoder (a new copy; the input is left as it was).",
                        "A chart of the loss over all training so far: lower is better.",
-                       "Originals (top) and their reconstructions (bottom) after training.")
+                       "Originals (top) and their reconstructions (bottom) after training: the centre crop_size "
+                       "square of each image when training on crops.")
     FUNCTION = "train"
 
     @classmethod

@@ -155,3 +155,16 @@ def test_restore_progress_fills_one_bar_across_its_encodes_and_decodes():
     seen = []
     restore(ae, images, mask, passes=2, progress=lambda done, total: seen.append(done / total))
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 6
+
+
+def test_encode_and_decode_nodes_move_the_progress_bar_per_tile(monkeypatch):
+    from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge
+    monkeypatch.setattr(tiling, "MEMORY_BUDGET", 64 << 10)
+    seen = []
+    monkeypatch.setattr(bridge.HeadlessProgressBar, "hook", staticmethod(lambda v, t, p=None: seen.append((v, t))))
+    ae = busy_model()
+    (latent,) = NODE_CLASS_MAPPINGS["AtelierEncode"]().encode(ae, picture(384, 256).movedim(1, -1))
+    assert len(seen) >= 4 and seen[-1][0] == seen[-1][1] == len(seen)
+    seen.clear()
+    NODE_CLASS_MAPPINGS["AtelierDecode"]().decode(ae, latent)
+    assert len(seen) >= 4 and seen[-1][0] == seen[-1][1] == len(seen)
