@@ -99,10 +99,12 @@ def codec_figures(args):
         cand = med["codec"]
         rows.append(dict(figure=5, what=f"encode+decode {side}x{side}: seconds", baseline=base and base["seconds"],
                          candidate=cand["seconds"], ratio=base and base["seconds"] / cand["seconds"],
-                         goal=f"<= {goal_s} s" if goal_s else "works", met=cand["seconds"] <= goal_s if goal_s else True,
+                         goal=f"<= {goal_s} s" if goal_s else "works",
+                         met=cand["seconds"] <= goal_s if goal_s else True,
                          note="ratio = speed-up over the whole fp32 pass", samples=raw))
-        rows.append(dict(figure=5, what=f"encode+decode {side}x{side}: peak extra MB", baseline=base and base["extra_mb"],
-                         candidate=cand["extra_mb"], ratio=base and base["extra_mb"] > 0 and cand["extra_mb"] / base["extra_mb"] or None,
+        rows.append(dict(figure=5, what=f"encode+decode {side}x{side}: peak extra MB",
+                         baseline=base and base["extra_mb"], candidate=cand["extra_mb"],
+                         ratio=base and base["extra_mb"] > 0 and cand["extra_mb"] / base["extra_mb"] or None,
                          goal=f"<= {goal_mb} MB", met=cand["extra_mb"] <= goal_mb,
                          note="resident memory high-water mark over the input already in memory; "
                               "includes the decoded image"))
@@ -113,7 +115,8 @@ def codec_figures(args):
                      baseline=None, candidate=seam, ratio=None, goal="<= 1", met=seam <= 1))
     rows.append(dict(figure=5, what=f"max error of the codec's precision vs float32, whole {side}x{side}: levels "
                      "of 1/255", baseline=None, candidate=fast, ratio=None, goal="<= 1 (else bf16 is not the default)",
-                     met=fast <= 1, note="bf16 autocast with the linear path in float32, where faster; else float32 (0)"))
+                     met=fast <= 1,
+                     note="bf16 autocast with the linear path in float32, where faster; else float32 (0)"))
     return rows
 
 

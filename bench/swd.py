@@ -82,9 +82,11 @@ def _sliced_wasserstein(a, b, gen, repeats=4, directions=128):
 
 def _check(images, name):
     if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[0] > 0 and images.shape[-1] == 3):
-        raise ValueError(f"{name}: expected a non-empty IMAGE batch [B,H,W,3], got {getattr(images, 'shape', type(images))}")
+        got = getattr(images, "shape", type(images))
+        raise ValueError(f"{name}: expected a non-empty IMAGE batch [B,H,W,3], got {got}")
     if min(images.shape[1:3]) < 16:
-        raise ValueError(f"{name}: pictures of {images.shape[2]}x{images.shape[1]} are too small for the SWD (16 px or more)")
+        raise ValueError(f"{name}: pictures of {images.shape[2]}x{images.shape[1]} are too small for the SWD "
+                         "(16 px or more)")
     return images.detach().to("cpu", torch.float32).movedim(-1, 1)
 
 
@@ -113,8 +115,10 @@ def nearest_distance(images, references, chunk=64):
     x = images.detach().to("cpu", torch.float64).flatten(1)
     r = references.detach().to("cpu", torch.float64).flatten(1)
     if x.shape[1] != r.shape[1]:
-        raise ValueError(f"images {tuple(images.shape[1:])} and references {tuple(references.shape[1:])} differ in size")
-    return torch.cat([torch.cdist(x[i:i + chunk], r).min(1).values for i in range(0, len(x), chunk)]) / x.shape[1] ** 0.5
+        raise ValueError(f"images {tuple(images.shape[1:])} and references {tuple(references.shape[1:])} "
+                         "differ in size")
+    nearest = [torch.cdist(x[i:i + chunk], r).min(1).values for i in range(0, len(x), chunk)]
+    return torch.cat(nearest) / x.shape[1] ** 0.5
 
 
 def novelty(samples, train, held_out):

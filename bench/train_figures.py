@@ -138,7 +138,8 @@ def conv_throughput(args):
 
     # Figure 1's quality condition: the fast path vs float32 after the same steps (crops keep it quick).
     q_steps = 40 if args.quick else 100
-    train_set, eval_set = torch.from_numpy(make_images(24, side, seed=2)), torch.from_numpy(make_images(8, side, seed=3))
+    train_set = torch.from_numpy(make_images(24, side, seed=2))
+    eval_set = torch.from_numpy(make_images(8, side, seed=3))
     q = {}
     for precision in ("fp32", "auto"):
         _, secs, trained = node_rate(ae, train_set, device, q_steps, 16, precision=precision, crop_size=64)

@@ -10,9 +10,9 @@ import tempfile
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..models.files import write_new_file
+from ..models.formats import image_to_pil
 from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, decode, to_float, to_rgb8
 from ..nodes import bridge
 from ..nodes.save_paths import candidates, numbered_files, validate_prefix
@@ -64,11 +64,6 @@ def input_path(name):
     return os.path.join(bridge.input_dir(), *parts)
 
 
-def to_pil(img):
-    """One IMAGE [H,W,C] as ComfyUI's savers convert it (truncating, not rounding), so files match byte for byte."""
-    return Image.fromarray(np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8))
-
-
 def save_numbered(prefix, folder, suffix, node, kind, write):
     """Write one file named as ComfyUI's savers do (``<prefix>_NNNNN_.png``), claiming a free number
     atomically; returns its entry for the node's "ui" output."""
@@ -80,7 +75,7 @@ def save_numbered(prefix, folder, suffix, node, kind, write):
 def save_images(images, folder, prefix, kind):
     """Write a batch as numbered PNGs."""
     return [save_numbered(prefix, folder, "_.png", "Save Image", kind,
-                          lambda tmp, im=to_pil(img): im.save(tmp, format="PNG")) for img in images]
+                          lambda tmp, im=image_to_pil(img): im.save(tmp, format="PNG")) for img in images]
 
 
 class SaveImage:
@@ -136,7 +131,7 @@ class SaveAnimatedWEBP:
     VALIDATE_INPUTS = staticmethod(validate_prefix)
 
     def save_images(self, images, fps, filename_prefix, lossless, quality, method):
-        frames = [to_pil(img) for img in images]
+        frames = [image_to_pil(img) for img in images]
 
         def write(tmp):
             frames[0].save(tmp, format="WEBP", save_all=True, append_images=frames[1:], duration=int(1000.0 / fps),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .config import compression, validate_config
+from .config import validate_config
 from .losses import loss_label
 from .networks import build_network
 
@@ -63,15 +63,15 @@ class Autoencoder:
 
     def describe(self):
         """A short human-readable card."""
-        c = self.config
-        n = sum(p.numel() for p in self.model.parameters())
+        c, net = self.config, self.model
+        n = sum(p.numel() for p in net.parameters())
         lines = [f"{c['architecture']} autoencoder, {n:,} parameters",
                  f"latent: {c['latent_channels']} channels"
-                 + ("" if c["architecture"] == "dense" else f" at 1/{c['downscale']} scale")
-                 + f" ({compression(c):.0f}x compression)",
+                 + ("" if net.fixed_size else f" at 1/{net.downscale} scale")
+                 + f" ({net.compression():.0f}x compression)",
                  "input: " + ("grayscale" if c["channels"] == 1 else "RGB")
-                 + (f" {c['image_size']}x{c['image_size']}" if c["architecture"] == "dense" else ", any size"
-                    + (f" divisible by {c['downscale']}" if c["downscale"] > 1 else ""))]
+                 + (f" {net.image_size}x{net.image_size}" if net.fixed_size else ", any size"
+                    + (f" divisible by {net.downscale}" if net.downscale > 1 else ""))]
         s = self.state.summary
         if self.state.step:
             lines.append(f"trained {self.state.step} steps on {s.get('data_size', '?')} images"

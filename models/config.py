@@ -3,9 +3,13 @@
 Every config (from a node, or from a file written by a stranger) passes through
 ``validate_config`` before anything is allocated, so absurd sizes are refused early.
 """
-import math
+import functools
 
-ARCHITECTURES = ("dense", "conv", "conv-vae")
+import torch
+
+from .errors import AtelierError
+from .networks import ARCHITECTURES, build_network
+
 DOWNSCALES = (1, 2, 4, 8, 16)
 CHANNELS = (1, 3)
 
@@ -14,13 +18,13 @@ CHANNELS = (1, 3)
 LIMITS = {
     "latent_channels": (1, 256),
     "width": (4, 512),
-    "image_size": (4, 512),   # dense only: the fixed input side
+    "image_size": (4, 512),   # the fixed input side of fixed-size (dense) models, else the preview size
     "blocks": (0, 8),         # residual blocks per scale (conv)
 }
 MAX_PARAMETERS = 200_000_000
 
 
-class ConfigError(ValueError):
+class ConfigError(AtelierError):
     """A config (from a node or a file) that cannot describe one of our models."""
 
 
@@ -34,9 +38,8 @@ def default_config(architecture="conv", **overrides):
         "image_size": 64,
         "channels": 3,
     }
-    if architecture == "dense":
-        base.update(latent_channels=16, downscale=1, width=64, image_size=28)
-    base.update(overrides)
+    network = ARCHITECTURES.get(architecture) if isinstance(architecture, str) else None
+    base.update(network.defaults if network else {}, **overrides)
     return validate_config(base)
 
 
@@ -55,7 +58,7 @@ def validate_config(cfg):
     if not isinstance(cfg, dict):
         raise ConfigError(f"config must be a JSON object, got {type(cfg).__name__}")
     arch = cfg.get("architecture")
-    if arch not in ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
     out = {"architecture": arch}
     for key in ("latent_channels", "width", "image_size", "blocks"):
@@ -65,44 +68,25 @@ def validate_config(cfg):
         raise ConfigError(f"downscale must be one of {DOWNSCALES}, got {downscale!r}")
     if type(channels) is not int or channels not in CHANNELS:
         raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
-    out["downscale"], out["channels"] = downscale, channels
-    if arch != "dense" and out["image_size"] % downscale:
+    # A fixed-size (dense) model's latent is one vector: it has no downscale.
+    out["downscale"], out["channels"] = 1 if ARCHITECTURES[arch].fixed_size else downscale, channels
+    if out["image_size"] % out["downscale"]:
         # image_size is only the training/preview size for conv models; keep it consistent.
         out["image_size"] = max(downscale, out["image_size"] // downscale * downscale)
-    n = estimate_parameters(out)
+    n = parameter_count(out)
     if n > MAX_PARAMETERS:
         raise ConfigError(f"this config would need {n:,} parameters (limit {MAX_PARAMETERS:,}); "
                           "lower width, latent_channels or image_size")
     return out
 
 
-def conv_channels(cfg):
-    """Channels at each scale of a conv model: doubling with depth, capped at 4x width."""
-    levels = max(1, int(math.log2(cfg["downscale"])))
-    return [min(cfg["width"] * 2 ** i, cfg["width"] * 4) for i in range(levels)]
+def parameter_count(cfg):
+    """Exact parameter count of the network a (range-checked) config builds, from a build on the meta device
+    (no memory, no weights initialised), so a new architecture needs no hand-derived formula."""
+    return _parameter_count(tuple(sorted(cfg.items())))
 
 
-def estimate_parameters(cfg):
-    """Close upper estimate of the parameter count, computed without allocating."""
-    if cfg["architecture"] == "dense":
-        d, w, c = cfg["channels"] * cfg["image_size"] ** 2, cfg["width"], cfg["latent_channels"]
-        return 2 * (d * w + w * (w // 2) + (w // 2) * c) + 2 * d + 4 * w + 2 * c
-    chans, z = conv_channels(cfg), cfg["latent_channels"]
-    per_level = sum(2 * 9 * ch * ch * (3 * cfg["blocks"] + 1) for ch in chans)
-    linear = 2 * cfg["channels"] * cfg["downscale"] ** 2 * (z + 1)   # the 1x1 block projection and its mirror
-    return per_level + 2 * 9 * chans[-1] * z * 2 + 12 * 9 * chans[0] * 2 + linear
-
-
-def latent_shape(cfg, height, width):
-    """Shape [C, h, w] of the latent of one image of the given size."""
-    if cfg["architecture"] == "dense":
-        return [cfg["latent_channels"], 1, 1]
-    f = cfg["downscale"]
-    return [cfg["latent_channels"], height // f, width // f]
-
-
-def compression(cfg):
-    """How many input values each latent value stands for (for display)."""
-    if cfg["architecture"] == "dense":
-        return cfg["channels"] * cfg["image_size"] ** 2 / cfg["latent_channels"]
-    return cfg["channels"] * cfg["downscale"] ** 2 / cfg["latent_channels"]
+@functools.lru_cache(maxsize=256)
+def _parameter_count(items):
+    with torch.device("meta"):
+        return sum(p.numel() for p in build_network(dict(items)).parameters())

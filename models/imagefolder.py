@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import memory
+from .errors import AtelierError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ MODES = ("resize", "center-crop", "random-crops")
 BYTES_PER_DECODED_PIXEL = 8
 
 
-class ImageFolderError(ValueError):
+class ImageFolderError(AtelierError):
     """A folder or image that cannot be loaded; the message says how to fix it."""
 
 

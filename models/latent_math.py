@@ -3,22 +3,16 @@ import torch
 import torch.nn.functional as F
 
 from . import interrupt
+from .errors import AtelierError
+from .formats import mask_batch
 from .pca import principal_components
 
+
+class LatentError(AtelierError):
+    """A latent, mask or setting the latent maths cannot use; the message says how to fix it."""
+
+
 MIX_MODES = ("lerp", "slerp", "add", "subtract", "difference-add")
-
-
-def samples_of(latent, name="the latent"):
-    """The [B,C,h,w] samples of a LATENT dict, or a ValueError that says what is wrong with it."""
-    z = latent.get("samples") if isinstance(latent, dict) else None
-    if not isinstance(z, torch.Tensor):
-        raise ValueError(f"expected a LATENT (a dict with 'samples') for {name}; connect an Encode or latent node")
-    if z.ndim != 4 or 0 in z.shape:
-        raise ValueError(f"{name} has samples of shape {list(z.shape)}; expected [batch, channels, height, width] "
-                         "with no empty dimension")
-    if not torch.isfinite(z).all():
-        raise ValueError(f"{name} contains NaN or infinite values; check the nodes that made it")
-    return z
 
 
 def slerp(a, b, t, eps=1e-7):
@@ -46,7 +40,7 @@ def slerp(a, b, t, eps=1e-7):
 def match_latent(a, b):
     """Bring ``b`` to ``a``'s spatial size (bilinear) and pair batches (broadcasting a batch of 1)."""
     if b.shape[1] != a.shape[1]:
-        raise ValueError(f"the latents have different channel counts ({a.shape[1]} and {b.shape[1]}), so they "
+        raise LatentError(f"the latents have different channel counts ({a.shape[1]} and {b.shape[1]}), so they "
                          "come from different models; encode both images with the same autoencoder")
     b = b.to(a.dtype)  # lerp and friends need one dtype (a half-precision latent meets a float32 one)
     if b.shape[-2:] != a.shape[-2:]:
@@ -57,7 +51,7 @@ def match_latent(a, b):
         elif a.shape[0] == 1:
             a = a.expand(b.shape[0], -1, -1, -1)
         else:
-            raise ValueError(f"latent batches of {a.shape[0]} and {b.shape[0]} cannot be paired; use batches of "
+            raise LatentError(f"latent batches of {a.shape[0]} and {b.shape[0]} cannot be paired; use batches of "
                              "the same size, or a single latent on one side")
     return a, b
 
@@ -83,7 +77,7 @@ def mix(a, b, factor, mode, c=None):
     if mode == "difference-add":
         base = c if c is not None else b.mean(dim=(-2, -1), keepdim=True)
         return a + factor * (b - base)
-    raise ValueError(f"unknown mix mode {mode!r}; choose one of {', '.join(MIX_MODES)}")
+    raise LatentError(f"unknown mix mode {mode!r}; choose one of {', '.join(MIX_MODES)}")
 
 
 EASINGS = ("linear", "ease-in-out", "cosine")
@@ -96,16 +90,16 @@ def ease(t, kind):
         return t * t * (3 - 2 * t)
     if kind == "cosine":
         return 0.5 - 0.5 * torch.cos(torch.pi * t)
-    raise ValueError(f"unknown easing {kind!r}; choose one of {', '.join(EASINGS)}")
+    raise LatentError(f"unknown easing {kind!r}; choose one of {', '.join(EASINGS)}")
 
 
 def walk(keyframes, frames, method="slerp", easing="linear", loop=False):
     """``frames`` latents travelling through a batch of keyframes [K,C,h,w] (K >= 2), keyframes included."""
     k = keyframes.shape[0]
     if k < 2:
-        raise ValueError("a walk needs at least 2 keyframe latents in the batch; encode 2 or more images")
+        raise LatentError("a walk needs at least 2 keyframe latents in the batch; encode 2 or more images")
     if frames < 2:
-        raise ValueError("a walk needs at least 2 frames")
+        raise LatentError("a walk needs at least 2 frames")
     keys = torch.cat([keyframes, keyframes[:1]]) if loop else keyframes
     segments = keys.shape[0] - 1
     # Positions along the path; a loop leaves out the last frame (it would repeat the first).
@@ -127,19 +121,10 @@ def _channel_stats(z, eps=1e-5):
     return mean, std
 
 
-def mask_batch(mask, dtype=torch.float32):
-    """A ComfyUI MASK ([H,W] or [B,H,W]) as a checked [B,H,W] batch."""
-    m = mask.to(dtype)
-    m = m[None] if m.ndim == 2 else m
-    if m.ndim != 3 or 0 in m.shape:
-        raise ValueError(f"a mask must be a non-empty [H,W] or [B,H,W], got {list(mask.shape)}")
-    return m
-
-
 def fit_mask(mask, like, feather=0.0):
     """A ComfyUI MASK ([H,W] or [B,H,W], 1 = selected) as [B,1,h,w] on ``like``'s latent grid, feathered
     by a Gaussian blur of ``feather`` latent cells."""
-    m = mask_batch(mask, like.dtype)
+    m = mask_batch(mask, like.dtype, nan="refuse", error=LatentError)
     m = F.interpolate(m[:, None], size=like.shape[-2:], mode="area" if m.shape[-1] >= like.shape[-1] else "bilinear")
     if feather > 1e-3:  # below that the blur is invisible, and a tiny one would divide 0 by 0
         r = max(1, int(3 * feather))
@@ -151,7 +136,7 @@ def fit_mask(mask, like, feather=0.0):
         # Rounding in the blur must not turn a solid mask into 0.9999999: snap near-0/1 values.
         m = torch.where(m > 1 - 1e-6, torch.ones_like(m), torch.where(m < 1e-6, torch.zeros_like(m), m))
     if m.shape[0] not in (1, like.shape[0]):
-        raise ValueError(f"a mask batch of {m.shape[0]} does not fit a latent batch of {like.shape[0]}")
+        raise LatentError(f"a mask batch of {m.shape[0]} does not fit a latent batch of {like.shape[0]}")
     return m.clamp(0, 1)
 
 
@@ -176,7 +161,7 @@ def split_mask(split, position, h, w):
     where = {"left-right": x, "top-bottom": y, "diagonal": (x + y) / 2,
              "circle": ((x - 0.5) ** 2 + (y - 0.5) ** 2).sqrt() / 0.5 ** 0.5}
     if split not in where:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise LatentError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     return (where[split] < position).float()[None]
 
 
@@ -205,7 +190,8 @@ def sample_latents(stats, shape, generator, temperature=1.0, variational=False):
     noise = smooth_noise(shape, generator)
     mean, cov = stats["mean"].double(), stats["cov"].double()
     c = mean.shape[0]
-    chol = torch.linalg.cholesky(cov + 1e-6 * torch.eye(c, dtype=torch.float64) * max(1e-12, float(cov.diagonal().mean())))
+    jitter = 1e-6 * max(1e-12, float(cov.diagonal().mean()))
+    chol = torch.linalg.cholesky(cov + jitter * torch.eye(c, dtype=torch.float64))
     z = mean + temperature * noise.movedim(1, -1) @ chol.T
     return z.movedim(-1, 1).float()
 
@@ -215,7 +201,7 @@ def latent_directions(z, max_directions=16):
     variance, and the variance along each. At most N-1 directions carry variance."""
     n = z.shape[0]
     if n < 2:
-        raise ValueError("finding directions needs at least 2 latents; encode a batch of several works")
+        raise LatentError("finding directions needs at least 2 latents; encode a batch of several works")
     mean, components, s = principal_components(z.reshape(n, -1), min(max_directions, n - 1))
     k = len(components)
     variance = s[:k] ** 2 / (n - 1)
@@ -229,11 +215,11 @@ def edit_along(z, directions, moves):
     d, var = directions["directions"], directions["variance"]
     for index, strength in moves:
         if not 0 <= index < d.shape[0]:
-            raise ValueError(f"direction {index} does not exist; these directions are numbered 0..{d.shape[0] - 1}")
+            raise LatentError(f"direction {index} does not exist; these directions are numbered 0..{d.shape[0] - 1}")
         step = d[index] * var[index].sqrt() * strength
         if step.shape != z.shape[1:]:
             if step.shape[0] != z.shape[1]:
-                raise ValueError(f"these directions have {step.shape[0]} channels but the latent has {z.shape[1]}; "
+                raise LatentError(f"these directions have {step.shape[0]} channels but the latent has {z.shape[1]}; "
                                  "find directions with the same autoencoder")
             step = F.interpolate(step[None], size=z.shape[-2:], mode="bilinear", align_corners=False)[0]
         out = out + step.to(out.dtype)

@@ -37,7 +37,10 @@ class Chain(nn.Sequential):
         while i < len(mods):
             m = mods[i]
             if isinstance(m, nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU):
-                x = m(x, relu=True) if isinstance(m, UpConv) else conv_relu(x, m.weight, m.bias, m.padding[0], m.stride[0])
+                if isinstance(m, UpConv):
+                    x = m(x, relu=True)
+                else:
+                    x = conv_relu(x, m.weight, m.bias, m.padding[0], m.stride[0])
                 i += 2
             else:
                 x = m(x)
@@ -58,6 +61,10 @@ class UpConv(nn.Conv2d):
 
     def __init__(self, cin, cout):
         super().__init__(cin, cout, 3, 1, 1)
+
+    def reach(self, scale):
+        """A nearest 2x upsample, then its 3x3 convolution at the finer scale (conservative)."""
+        return scale + (self.kernel_size[0] // 2) * scale / 2, scale / 2
 
     def forward(self, x, relu=False):
         o = self.out_channels
@@ -103,3 +110,29 @@ class _Interleave(torch.autograd.Function):
 
 def blocks(ch, n):
     return [Block(ch) for _ in range(n)]
+
+
+POINTWISE = (nn.ReLU, nn.Identity)   # layers that look at nothing beyond their own value
+
+
+def reach(module, scale=1.0):
+    """How far (in input units) one output value of ``module`` looks beyond its own cell, and the input
+    units per output cell after it: the context tiles need (tiling.py). A layer with its own geometry
+    says so in a ``reach(scale)`` method; any other layer this does not know is an error, so a new
+    layer type cannot silently starve tiles of context."""
+    if hasattr(module, "reach"):
+        return module.reach(scale)
+    if isinstance(module, nn.Conv2d):
+        return (module.kernel_size[0] // 2) * module.dilation[0] * scale, scale * module.stride[0]
+    if isinstance(module, nn.PixelUnshuffle):
+        return (module.downscale_factor - 1) * scale, scale * module.downscale_factor
+    if isinstance(module, nn.PixelShuffle):
+        return 0.0, scale / module.upscale_factor
+    children = list(module.children())
+    if not children and not isinstance(module, POINTWISE):
+        raise TypeError(f"tiling does not know how far {type(module).__name__} looks; give it a reach(scale) method")
+    total = 0.0
+    for child in children:   # a chain (Sequential) or a residual block around one
+        r, scale = reach(child, scale)
+        total += r
+    return total, scale

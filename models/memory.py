@@ -11,13 +11,15 @@ import os
 
 import torch
 
+from .errors import AtelierError
+
 log = logging.getLogger(__name__)
 
 ENV = "ATELIER_MEMORY_BUDGET_MB"
 DEFAULT_MB = 4096
 
 
-class MemoryBudgetError(ValueError):
+class MemoryBudgetError(AtelierError):
     """An input that would need more memory than the budget; the message names the input and what fits."""
 
 

@@ -1,10 +1,13 @@
 """The three architectures. Every model maps images [B,C,H,W] in 0..1 to latents and back.
 
-``dense`` is the seed's MLP (784-64-32-16 for MNIST) generalised to any size and channel
-count; ``conv`` is a TAESD-style fully convolutional autoencoder (residual 3x3 blocks, no
-norm layers) that starts with a pixel-unshuffle and ends with a pixel-shuffle, so no
+``DenseAutoencoder`` is the seed's MLP (784-64-32-16 for MNIST) generalised to any size and
+channel count; ``ConvAutoencoder`` is a TAESD-style fully convolutional autoencoder (residual 3x3
+blocks, no norm layers) that starts with a pixel-unshuffle and ends with a pixel-shuffle, so no
 convolution runs at full resolution, and whose upsampling convolutions run at the lower
-resolution (UpConv); ``conv-vae`` adds a mean/log-variance head.
+resolution (UpConv); ``ConvVAE`` adds a mean/log-variance head.
+
+Each class states the facts the rest of the pack asks of an architecture (class attributes and
+methods below); ``ARCHITECTURES`` at the end is the one registry of their config names.
 """
 import math
 from collections import OrderedDict
@@ -13,19 +16,40 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import conv_channels
-from .layers import Chain, UpConv, blocks, conv3
+from .layers import Chain, UpConv, blocks, conv3, reach
 from .pca import principal_components
 
 
 class AutoencoderNet(nn.Module):
-    """Shared plumbing: channel conversion and the public encode/decode contract."""
+    """Shared plumbing: channel conversion, the public encode/decode contract, and the architecture's facts."""
 
-    variational = False
+    variational = False       # new latents come from N(0, 1) (the VAE prior), not from training statistics
+    fixed_size = False        # takes only image_size x image_size pictures (no downscale, no tiles)
+    starts_from_pca = False   # training a fresh model first sets its linear path to PCA of the images
+    autocast = True           # "auto" precision may run it in bf16/fp16 where the hardware is faster so
+    memory_format = torch.channels_last   # the layout its batches and weights train in
+    defaults = {}             # config values that differ from default_config's for this architecture
 
     def __init__(self, config):
         super().__init__()
         self.channels = config["channels"]
+        self.latent_channels = config["latent_channels"]
+        self.downscale = 1 if self.fixed_size else config["downscale"]
+        self.image_size = config["image_size"]
+
+    def latent_shape(self, height, width):
+        """Shape [C, h, w] of the latent of one image of the given size."""
+        return [self.latent_channels, height // self.downscale, width // self.downscale]
+
+    def compression(self):
+        """How many input values each latent value stands for (for display)."""
+        return self.channels * self.downscale ** 2 / self.latent_channels
+
+    def context_cells(self):
+        """(encoder, decoder) receptive-field radius in latent cells: the context a tile needs."""
+        enc, _ = reach(self.encoder)
+        dec, _ = reach(self.decoder)
+        return math.ceil(enc / self.downscale), math.ceil(dec)
 
     def to_model_channels(self, x):
         """RGB batch -> the model's own channel count (luma for grayscale models)."""
@@ -61,10 +85,14 @@ class AutoencoderNet(nn.Module):
 
 
 class DenseAutoencoder(AutoencoderNet):
+    fixed_size = True
+    autocast = False   # its small matrix products gain less from bf16 than the casts cost
+    memory_format = torch.contiguous_format
+    defaults = dict(latent_channels=16, downscale=1, width=64, image_size=28)
+
     def __init__(self, config):
         super().__init__(config)
-        self.size = config["image_size"]
-        d, w, z = self.channels * self.size ** 2, config["width"], config["latent_channels"]
+        d, w, z = self.channels * self.image_size ** 2, config["width"], config["latent_channels"]
         self.encoder = nn.Sequential(nn.Linear(d, w), nn.ReLU(), nn.Linear(w, w // 2), nn.ReLU(),
                                      nn.Linear(w // 2, z))
         self.decoder = nn.Sequential(nn.Linear(z, w // 2), nn.ReLU(), nn.Linear(w // 2, w), nn.ReLU(),
@@ -74,7 +102,13 @@ class DenseAutoencoder(AutoencoderNet):
         return self.encoder(x.flatten(1))[:, :, None, None], None
 
     def decode_raw(self, z):
-        return self.decoder(z.flatten(1)).view(-1, self.channels, self.size, self.size)
+        return self.decoder(z.flatten(1)).view(-1, self.channels, self.image_size, self.image_size)
+
+    def latent_shape(self, height, width):
+        return [self.latent_channels, 1, 1]
+
+    def compression(self):
+        return self.channels * self.image_size ** 2 / self.latent_channels
 
 
 def full_precision(x):
@@ -91,12 +125,18 @@ class ConvAutoencoder(AutoencoderNet):
     layers start at zero, learns what linear coding cannot (context across blocks, nonlinearity).
     """
 
+    starts_from_pca = True
+
+    @staticmethod
+    def level_channels(config):
+        """Channels at each scale: doubling with depth, capped at 4x width."""
+        levels = max(1, int(math.log2(config["downscale"])))
+        return [min(config["width"] * 2 ** i, config["width"] * 4) for i in range(levels)]
+
     def __init__(self, config):
         super().__init__(config)
-        self.variational = config["architecture"] == "conv-vae"
-        c, z, n = conv_channels(config), config["latent_channels"], config["blocks"]
-        self.f, self.latent_channels = config["downscale"], z
-        levels = int(math.log2(self.f))
+        c, z, n = self.level_channels(config), self.latent_channels, config["blocks"]
+        levels = int(math.log2(self.downscale))
         # Scale 0 works at 1/2 resolution (after pixel-unshuffle) unless downscale is 1.
         stem = 1 if levels == 0 else 2
         cin = self.channels * stem * stem
@@ -113,7 +153,7 @@ class ConvAutoencoder(AutoencoderNet):
         self.encoder = Chain(*enc)
         # Numbered as in files from 0.1.0, which held a separate Upsample (no weights) before each UpConv.
         self.decoder = Chain(OrderedDict((str(i), m) for i, m in enumerate(dec) if m is not None))
-        block = self.channels * self.f ** 2
+        block = self.channels * self.downscale ** 2
         self.enc_linear, self.dec_linear = nn.Conv2d(block, z, 1), nn.Conv2d(z, block, 1)
         for last in (enc[-1], dec[-2] if stem == 2 else dec[-1]):
             nn.init.zeros_(last.weight)
@@ -126,8 +166,8 @@ class ConvAutoencoder(AutoencoderNet):
         h = self.encoder(x)
         with full_precision(x):  # the linear path carries most of the image: keep it out of bf16
             # The 1x1 projection of pixel-unshuffled blocks, as one f x f stride-f convolution (no reshuffled copy).
-            w = self.enc_linear.weight.view(self.latent_channels, -1, self.f, self.f)
-            linear = F.conv2d(x.float(), w, self.enc_linear.bias, stride=self.f)
+            w = self.enc_linear.weight.view(self.latent_channels, -1, self.downscale, self.downscale)
+            linear = F.conv2d(x.float(), w, self.enc_linear.bias, stride=self.downscale)
         if not self.variational:
             return h + linear, None
         mean, logvar = h.chunk(2, dim=1)
@@ -135,13 +175,13 @@ class ConvAutoencoder(AutoencoderNet):
 
     def decode_raw(self, z):
         with full_precision(z):
-            linear = F.pixel_shuffle(self.dec_linear(z.float()), self.f)
+            linear = F.pixel_shuffle(self.dec_linear(z.float()), self.downscale)
         return linear.add_(self.decoder(z)).add_(0.5)   # in place: no more full-size float32 copies
 
     @torch.no_grad()
     def init_linear_from(self, images, max_rows=200_000):
         """Set the linear path to PCA of the images' pixel blocks ([N,C,H,W] in 0..1, H and W divisible by f)."""
-        u = F.pixel_unshuffle(self.to_model_channels(images).float() * 2.0 - 1.0, self.f)
+        u = F.pixel_unshuffle(self.to_model_channels(images).float() * 2.0 - 1.0, self.downscale)
         rows = u.movedim(1, -1).reshape(-1, u.shape[1])
         if rows.shape[0] > max_rows:
             rows = rows[torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))[:max_rows]]
@@ -156,8 +196,18 @@ class ConvAutoencoder(AutoencoderNet):
         self.dec_linear.bias.copy_(mean / 2.0)
 
 
+class ConvVAE(ConvAutoencoder):
+    """The conv model with a log-variance head. No PCA start: PCA latents decode each cell to its own
+    pixel block, so prior samples come out blocky."""
+
+    variational = True
+    starts_from_pca = False
+
+
+# The one registry: config name -> network class, in the order the New Autoencoder node lists them.
+ARCHITECTURES = {"conv": ConvAutoencoder, "conv-vae": ConvVAE, "dense": DenseAutoencoder}
+
+
 def build_network(config):
     """A freshly initialised network for a validated config."""
-    if config["architecture"] == "dense":
-        return DenseAutoencoder(config)
-    return ConvAutoencoder(config)
+    return ARCHITECTURES[config["architecture"]](config)

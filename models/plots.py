@@ -27,11 +27,6 @@ def image_grid(images, columns=0, padding=2, background=1.0):
     return out[None]
 
 
-def to_pil(image_bhwc):
-    """The first picture of an IMAGE batch as a PIL image (rounded to 8 bits)."""
-    return Image.fromarray((image_bhwc[0].clamp(0, 1).numpy() * 255 + 0.5).astype("uint8"))
-
-
 def _to_tensor(img):
     return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)[None]
 

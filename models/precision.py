@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import files, interrupt
+from .networks import ARCHITECTURES
 
 log = logging.getLogger(__name__)
 
@@ -191,13 +192,13 @@ def resumed_precision(precision, recorded, device):
     return recorded
 
 
-def autocast_dtype(precision, device, architecture="conv"):
+def autocast_dtype(precision, device, architecture=None):
     """The training autocast dtype for a precision setting, or None for plain float32. "auto" keeps
-    dense models in float32: their small matrix products gain less than the casts cost."""
+    architectures that do not gain from it (``autocast = False``, dense) in float32."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        if architecture == "dense":
+        if architecture is not None and not ARCHITECTURES[architecture].autocast:
             return None
         if bf16_pays_off(device):
             return torch.bfloat16
@@ -208,4 +209,5 @@ def autocast_dtype(precision, device, architecture="conv"):
 def inference_dtype(config, device):
     """Autocast dtype for encoding/decoding: bf16 for conv models where it pays off (their float32
     linear path keeps the result within a fraction of 1/255 of float32); float32 elsewhere."""
-    return torch.bfloat16 if config["architecture"] != "dense" and bf16_pays_off(device, training=False) else None
+    pays = ARCHITECTURES[config["architecture"]].autocast and bf16_pays_off(device, training=False)
+    return torch.bfloat16 if pays else None

@@ -8,26 +8,25 @@ all-zero mask counts as none: it is what Load Image gives for an opaque picture 
 import torch
 import torch.nn.functional as F
 
-from . import codec, tiling
-from .latent_math import mask_batch
+from . import codec, formats, tiling
 
 HOLE_FILL = 0.5  # the value corruption.py paints holes with during training
 
 
 def pixel_mask(mask, images):
     """A ComfyUI MASK ([H,W] or [B,H,W], 1 = damaged) as [B,H,W,1] on the images' pixel grid."""
-    m = mask_batch(mask)
+    m = formats.mask_batch(mask, nan=1.0)   # an unknown pixel counts as damaged: it is re-made
     if m.shape[0] not in (1, images.shape[0]):
         raise codec.CodecError(f"a mask batch of {m.shape[0]} does not fit an image batch of {images.shape[0]}")
     if tuple(m.shape[-2:]) != tuple(images.shape[1:3]):
         m = F.interpolate(m[:, None], size=images.shape[1:3], mode="nearest")[:, 0]
-    return torch.nan_to_num(m, nan=1.0).clamp(0, 1)[..., None].expand(images.shape[0], -1, -1, 1)
+    return m.clamp(0, 1)[..., None].expand(images.shape[0], -1, -1, 1)
 
 
 def restore(ae, images, mask=None, passes=2, device="cpu", progress=None):
     """IMAGE [B,H,W,C] -> restored IMAGE [B,H,W,3]; known pixels are kept exactly where a mask is given.
     ``progress(done, total)`` fills once over all encodes and decodes."""
-    x = codec.to_rgb(images).movedim(1, -1)
+    x = formats.image_to_bchw(images, "clean", codec.CodecError).movedim(1, -1)
     m = pixel_mask(mask, x) if mask is not None else None
     whole = m.flatten(1).amax(1) == 0 if m is not None else torch.ones(len(x), dtype=torch.bool)
     passes = max(1, int(passes))
@@ -35,7 +34,7 @@ def restore(ae, images, mask=None, passes=2, device="cpu", progress=None):
     done = iter(range(phases))
 
     def remake(pictures):
-        fit = "resize" if ae.config["architecture"] == "dense" else "pad"
+        fit = "resize" if ae.model.fixed_size else "pad"
         latent = codec.encode(ae, pictures, fit, device, tiling.phase(progress, next(done), phases))
         out = codec.decode(ae, latent, device, tiling.phase(progress, next(done), phases))
         if out.shape[1:3] != pictures.shape[1:3]:   # dense models work at their own size

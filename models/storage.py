@@ -21,6 +21,7 @@ from safetensors.torch import save
 from . import __version__, files
 from .autoencoder import Autoencoder, TrainState
 from .config import ConfigError, validate_config
+from .errors import AtelierError
 from .networks import build_network
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,12 @@ FORMAT = "autoencoder-atelier"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_META_CHARS = 100_000
-HISTORY_LIMIT = 1_000_000
+MAX_FILE_HISTORY = 1_000_000   # loss values a model file may hold (more is a hostile file)
 FLOAT_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
 OPTIM_KEYS = ("step", "exp_avg", "exp_avg_sq")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(AtelierError):
     """A file that is not a usable Autoencoder Atelier model; the message says why and what to do."""
 
 
@@ -347,9 +348,9 @@ def _check_tensors(path, config, tensors):
             raise _fail(path, f"unexpected tensor {name!r} for its config", "The file is damaged or not ours")
         want = allowed[name]
         if want is None:
-            if len(shape) != 1 or shape[0] > HISTORY_LIMIT:
+            if len(shape) != 1 or shape[0] > MAX_FILE_HISTORY:
                 raise _fail(path, f"tensor {name!r} has a bad shape {list(shape)} (a loss history is one row of at "
-                            f"most {HISTORY_LIMIT} values)", "The file is damaged")
+                            f"most {MAX_FILE_HISTORY} values)", "The file is damaged")
         elif shape != want:
             raise _fail(path, f"tensor {name!r} has shape {list(shape)} but the config needs {list(want)}",
                         "The file's weights do not match its config; it is damaged or was edited")

@@ -2,7 +2,7 @@
 
 A whole 4096x4096 painting needs gigabytes of activations in one pass, so images too big for
 ``MEMORY_BUDGET`` are cut into tiles on the latent grid. Each tile is computed with a margin of
-context as wide as the network's receptive field (``context_cells``), so the kept part of a tile
+context as wide as the network's receptive field (its ``context_cells()``), so the kept part of a tile
 equals what the whole-image pass gives; neighbouring tiles then cross-fade over ``BLEND`` cells on
 each side of their border, so a model deeper than the context cap still leaves no visible seam.
 """
@@ -12,7 +12,6 @@ import torch
 import torch.nn as nn
 
 from . import interrupt
-from .layers import UpConv
 
 MEMORY_BUDGET = 384 << 20  # bytes of activations one forward pass may hold
 ACTIVATIONS_LIVE = 3.5     # widest feature map's copies alive at once (measured: 3.3 at 2048x2048)
@@ -20,37 +19,12 @@ BLEND = 2                  # latent cells of linear cross-fade on each side of a
 MAX_CONTEXT = 16           # latent cells of context at most; beyond it deep models get the blend only
 
 
-def _reach(module, scale):
-    """How far (in input units) one output value of ``module`` looks beyond its own cell, and the
-    input units per output cell after it. Conservative for nearest upsampling (UpConv)."""
-    if isinstance(module, UpConv):  # a nearest 2x upsample, then its 3x3 convolution at the finer scale
-        return scale + (module.kernel_size[0] // 2) * scale / 2, scale / 2
-    if isinstance(module, nn.Conv2d):
-        return (module.kernel_size[0] // 2) * module.dilation[0] * scale, scale * module.stride[0]
-    if isinstance(module, nn.PixelUnshuffle):
-        return (module.downscale_factor - 1) * scale, scale * module.downscale_factor
-    if isinstance(module, nn.PixelShuffle):
-        return 0.0, scale / module.upscale_factor
-    reach = 0.0
-    for child in module.children():   # a chain (Sequential) or a residual block around one
-        r, scale = _reach(child, scale)
-        reach += r
-    return reach, scale
-
-
-def context_cells(net):
-    """(encoder, decoder) receptive-field radius of a conv model, in latent cells."""
-    enc, _ = _reach(net.encoder, 1.0)
-    dec, _ = _reach(net.decoder, 1.0)
-    return math.ceil(enc / net.f), math.ceil(dec)
-
-
 def bytes_per_pixel(net, dtype=None):
     """Activation bytes per image pixel of a whole-image pass (the widest map runs at 1/2 scale)."""
     itemsize = 2 if dtype in (torch.bfloat16, torch.float16) else 4
-    first = next((m for m in net.encoder.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is None:  # dense: a few small vectors per image
+    if net.fixed_size:  # dense: a few small vectors per image
         return itemsize
+    first = next(m for m in net.encoder.modules() if isinstance(m, nn.Conv2d))
     stem = 4 if isinstance(net.encoder[0], nn.PixelUnshuffle) else 1
     return ACTIVATIONS_LIVE * first.out_channels * itemsize / stem
 
@@ -97,8 +71,8 @@ def _ticker(progress, total):
 
 def tiled(fn, x, cell_in, cell_out, tile, context, blend=BLEND, on_tile=None):
     """Apply ``fn`` (one model half) to ``x`` [B,C,H,W] in tiles of ``tile`` latent cells, each with
-    ``context`` cells of input around it and ``blend`` cells of cross-fade; returns the blended float32 result on the CPU.
-    ``on_tile()`` is called after each tile.
+    ``context`` cells of input around it and ``blend`` cells of cross-fade; returns the blended float32 result on
+    the CPU. ``on_tile()`` is called after each tile.
 
     ``cell_in`` / ``cell_out``: pixels per latent cell on the input / output side (f and 1 to
     encode, 1 and f to decode)."""
@@ -126,7 +100,7 @@ def tiled(fn, x, cell_in, cell_out, tile, context, blend=BLEND, on_tile=None):
 
 def _tile_cells(net, dtype, context, budget):
     """The largest tile (in latent cells) whose pass, context included, fits the budget."""
-    side = math.sqrt(budget / bytes_per_pixel(net, dtype)) / net.f
+    side = math.sqrt(budget / bytes_per_pixel(net, dtype)) / net.downscale
     return max(int(side) - 2 * context, 2 * context, 4 * BLEND)
 
 
@@ -140,14 +114,15 @@ def _joined(parts):
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, budget, progress=None):
-    """Whole passes of as many items as fit the budget, or tiles when one item alone does not; ``progress(done,
+def _run(fn, x, *, net, device, dtype, budget, pixels_per_item, cell_in, cell_out, half, progress=None):
+    """Whole passes of ``fn`` over as many items of ``x`` as fit the budget, or tiles when one item alone does not.
+    ``half`` is 0 for the encoder, 1 for the decoder (which context_cells() entry applies); ``progress(done,
     total)`` after each pass or tile."""
     budget = budget or MEMORY_BUDGET
     per_item = bytes_per_pixel(net, dtype) * pixels_per_item
     with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
         if per_item > budget:
-            context = min(context_cells(net)[half], MAX_CONTEXT) + BLEND
+            context = min(net.context_cells()[half], MAX_CONTEXT) + BLEND
             tile = _tile_cells(net, dtype, context, budget)
             grid = [len(_spans(side // cell_in, tile)) for side in x.shape[-2:]]
             tick = _ticker(progress, x.shape[0] * grid[0] * grid[1])
@@ -165,13 +140,14 @@ def _run(fn, x, device, dtype, pixels_per_item, cell_in, cell_out, half, net, bu
 @torch.no_grad()
 def encode(net, x, device="cpu", dtype=None, budget=None, progress=None):
     """Images [B,3,H,W] (H, W divisible by the downscale) -> latents, float32 on the CPU."""
-    return _run(net.encode, x, device, dtype, x.shape[-2] * x.shape[-1], getattr(net, "f", 1), 1, 0, net, budget,
-                progress)
+    return _run(net.encode, x, net=net, device=device, dtype=dtype, budget=budget, progress=progress,
+                pixels_per_item=x.shape[-2] * x.shape[-1], cell_in=net.downscale, cell_out=1, half=0)
 
 
 @torch.no_grad()
 def decode(net, z, device="cpu", dtype=None, budget=None, progress=None):
     """Latents [B,C,h,w] -> images [B,3,h*f,w*f] in 0..1, float32 on the CPU."""
-    f = getattr(net, "f", 1)
-    pixels = net.size ** 2 if hasattr(net, "size") else z.shape[-2] * z.shape[-1] * f ** 2  # dense: fixed size
-    return _run(lambda t: net.decode(t.float()), z, device, dtype, pixels, 1, f, 1, net, budget, progress)
+    f = net.downscale
+    pixels = net.image_size ** 2 if net.fixed_size else z.shape[-2] * z.shape[-1] * f ** 2
+    return _run(lambda t: net.decode(t.float()), z, net=net, device=device, dtype=dtype, budget=budget,
+                progress=progress, pixels_per_item=pixels, cell_in=1, cell_out=f, half=1)

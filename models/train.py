@@ -4,17 +4,21 @@ The input Autoencoder is never touched: the trainer works on a clone inside
 ``torch.inference_mode(False)`` (ComfyUI runs every prompt in inference mode) and
 returns it. Batches are drawn from in-memory images with random crops and flips,
 seeded by (seed, global step) so a resumed run draws exactly what an unbroken one would.
+The trainer also makes the live previews and the final reconstructions, and turns running out
+of memory into a TrainingError that says which batch size fits.
 """
 import copy
 import dataclasses
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import torch
 
-from . import interrupt, memory
+from . import formats, interrupt, memory
 from .corruption import CORRUPTIONS, corrupt
+from .errors import AtelierError
 from .latent_stats import latent_statistics
 from .losses import LOSSES, last_loss, psnr, reconstruction_loss
 from .networks import build_network
@@ -23,7 +27,8 @@ from .precision import NAMES, autocast_dtype, resumed_precision, slowdown
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 50   # steps between "last good" copies kept for NaN recovery
-HISTORY_LIMIT = 100_000
+KEPT_HISTORY = 100_000   # loss values training keeps (the latest), well under storage.MAX_FILE_HISTORY
+PREVIEW_SECONDS = 3.0  # how often a live reconstruction preview is due
 MAX_LEARNING_RATE = 10.0  # far beyond useful; keeps AdamW's float32 arithmetic from overflowing
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5 has only the latter
 # The CPU allocator's failures arrive as plain RuntimeErrors (or MemoryError from numpy and Python).
@@ -40,45 +45,26 @@ def out_of_memory(e):
     return None
 
 
-class TrainingError(ValueError):
+class TrainingError(AtelierError):
     """Settings or data that training cannot use; the message says how to fix it."""
 
 
 @dataclass
 class TrainSettings:
+    """Every training option with its default: the Train node's widgets take their defaults from here."""
+
     steps: int = 500
     batch_size: int = 16
     learning_rate: float = 2e-3
     seed: int = 0
     loss: str = "mse"
-    crop_size: int = 0        # 0: whole images (trimmed to a multiple of the downscale)
-    kl_weight: float = 1e-4   # conv-vae only
+    crop_size: int = 128      # random square crops of this side (Trainer._crop_size); 0: whole images
+    kl_weight: float = 0.01   # variational models only: pull of the latents toward N(0, 1)
     warmup: int = 50          # only when training starts from step 0
     flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
     precision: str = "auto"   # "auto": bf16 autocast where faster, fp16 on older GPUs, else fp32 (precision.py)
     corruption: str = "none"  # restoration training: damage the input, score against the clean image
     corruption_strength: float = 0.5
-
-
-def images_to_bchw(images):
-    """ComfyUI IMAGE [B,H,W,C] -> [B,3,H,W] float32 (a copy, usable by autograd)."""
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise TrainingError("images must be an IMAGE batch [B,H,W,C]; connect a Load Image or "
-                            "Load Image Folder node")
-    if images.shape[0] == 0:
-        raise TrainingError("the image batch is empty; check the folder or the loader's count")
-    with torch.inference_mode(False):
-        x = images.detach().to(torch.float32).movedim(-1, 1).clone()
-    c = x.shape[1]
-    if c == 1:
-        x = x.expand(-1, 3, -1, -1).clone()
-    elif c == 4:
-        x = x[:, :3].clone()
-    elif c != 3:
-        raise TrainingError(f"images have {c} channels; expected RGB")
-    if not torch.isfinite(x).all():
-        raise TrainingError("images contain NaN or infinite pixels; fix the node that made them")
-    return x.clamp_(0, 1)
 
 
 def step_bytes_per_image(config, crop):
@@ -115,7 +101,8 @@ def adamw(params, lr):
 
 
 class Trainer:
-    def __init__(self, autoencoder, images, settings, device=None):
+    def __init__(self, autoencoder, images, settings, device=None, free_memory=lambda: None):
+        """``free_memory`` hands cached GPU memory back after running out of it (the caller knows how)."""
         s = settings
         if s.loss not in LOSSES:
             raise TrainingError(f"unknown loss {s.loss!r}; choose one of {', '.join(LOSSES)}")
@@ -126,11 +113,23 @@ class Trainer:
                                 f"{MAX_LEARNING_RATE:g} (got {s.steps}, {s.batch_size}, {s.learning_rate})")
         self.settings = s
         self.device = torch.device(device or "cpu")
-        self.data = images_to_bchw(images).to(self.device)
-        cfg = autoencoder.config
+        self.free_memory = free_memory
+        kind = None
+        try:
+            with torch.inference_mode(False):   # a copy autograd can use (ComfyUI runs prompts in inference mode)
+                self.data = formats.image_to_bchw(images, "refuse", TrainingError).to(self.device)
+        except (OUT_OF_MEMORY, RuntimeError, MemoryError) as e:
+            kind = out_of_memory(e)
+            if not kind:
+                raise
+        if kind:   # answered here, once the exception and the tensors its traceback holds are gone
+            free_memory()
+            raise TrainingError(f"ran out of {kind} putting the training images on the "
+                                f"{'GPU' if kind == 'GPU memory' else 'device'}; load fewer or smaller images "
+                                "(Load Image Folder's count and size)")
         interrupt.check()   # Cancel between every set-up phase: each can take seconds on a busy machine
-        self.crop = self._crop_size(cfg, *self.data.shape[-2:])
-        per_image = step_bytes_per_image(cfg, self.crop)
+        self.crop = self._crop_size(autoencoder.model, *self.data.shape[-2:])
+        per_image = step_bytes_per_image(autoencoder.config, self.crop)
         try:
             memory.check("batch_size", s.batch_size, lambda b: b * per_image, advice="lower crop_size",
                          device=self.device)
@@ -150,7 +149,7 @@ class Trainer:
             log.warning("precision %s %s; precision auto picks the fastest", s.precision, slow)
         interrupt.check()
         # channels_last lets oneDNN/cuDNN pick their fast convolution kernels.
-        self.memory_format = torch.channels_last if cfg["architecture"] != "dense" else torch.contiguous_format
+        self.memory_format = type(autoencoder.model).memory_format
         with torch.inference_mode(False):
             self.ae = autoencoder.clone()
             self.net = self.ae.model.to(self.device, memory_format=self.memory_format)
@@ -162,10 +161,9 @@ class Trainer:
         self.scaler = self._grad_scaler() if self.autocast == torch.float16 else None
         self.start_step = self.ae.state.step
         self.history = list(self.ae.state.loss_history)
-        if self.start_step == 0 and s.steps > 0 and cfg["architecture"] == "conv":
-            # A fresh conv model starts from the best linear code of these very images (PCA),
-            # fitted on at most ~16M pixels so big paintings do not exhaust memory. Not for the VAE:
-            # PCA latents decode each cell to its own pixel block, so prior samples come out blocky.
+        if self.start_step == 0 and s.steps > 0 and self.net.starts_from_pca:
+            # A fresh model starts from the best linear code of these very images (PCA),
+            # fitted on at most ~16M pixels so big paintings do not exhaust memory.
             n = max(1, min(256, (1 << 24) // (self.crop[0] * self.crop[1])))
             interrupt.check()
             with torch.inference_mode(False):
@@ -173,14 +171,14 @@ class Trainer:
             interrupt.check()
 
     # -- setup -------------------------------------------------------------------------
-    def _crop_size(self, cfg, h, w):
-        if cfg["architecture"] == "dense":
-            side = cfg["image_size"]
+    def _crop_size(self, net, h, w):
+        if net.fixed_size:
+            side = net.image_size
             if h < side or w < side:
                 raise TrainingError(f"this dense model needs {side}x{side} images but got {w}x{h}; set the "
                                     f"image loader's size to {side} or make a new model with image_size {h}")
             return side, side
-        f, c = cfg["downscale"], self.settings.crop_size
+        f, c = net.downscale, self.settings.crop_size
         ch, cw = (min(c, h), min(c, w)) if c > 0 else (h, w)
         ch, cw = ch // f * f, cw // f * f
         if ch == 0 or cw == 0:
@@ -290,9 +288,20 @@ class Trainer:
     def run(self, on_step=None):
         """Train ``settings.steps`` steps and return the trained clone.
 
-        ``on_step(done, total, loss)`` is called after every step; an exception it raises
-        (ComfyUI's Cancel) propagates and the input model is left as it was.
+        ``on_step(done, total, loss)`` is called after every step (it may ask for ``preview``); an exception
+        it raises (ComfyUI's Cancel) propagates and the input model is left as it was. Running out of memory
+        raises a TrainingError saying which batch size fits.
         """
+        self._next_preview = time.monotonic() + PREVIEW_SECONDS
+        try:
+            return self._train(on_step)
+        except (OUT_OF_MEMORY, RuntimeError, MemoryError) as e:
+            kind = out_of_memory(e)
+            if not kind:
+                raise
+        raise self._out_of_memory(kind)   # outside the handler: the failed step's tensors are released first
+
+    def _train(self, on_step):
         total = self.settings.steps
         self.ae.state.summary.pop("stopped_early", None)  # a note from an earlier run that blew up
         # Cancel inside a step too (the first one, with oneDNN's kernel set-up, takes seconds): before every
@@ -300,12 +309,12 @@ class Trainer:
         blocks = [m for half in ("encoder", "decoder") for m in getattr(self.net, half, self.net).children()]
         hooks = [m.register_forward_pre_hook(lambda *_: interrupt.check()) for m in blocks]
         try:
-            return self._run(total, on_step)
+            return self._loop(total, on_step)
         finally:
             for h in hooks:
                 h.remove()
 
-    def _run(self, total, on_step):
+    def _loop(self, total, on_step):
         with torch.inference_mode(False):
             good = self._snapshot(0)
             for i in range(total):
@@ -328,9 +337,25 @@ class Trainer:
                     self.ae.state.loss_scale = [sd["scale"], sd["_growth_tracker"]]
             return self._finish()
 
-    def batch_size_that_fits(self, free_memory=lambda: None):
-        """After running out of memory: the largest of batch_size, batch_size/2, ... 1 with which a step
-        runs (0 if none). Trains this (discarded) clone a step or so; ``free_memory`` runs after each failure."""
+    def _out_of_memory(self, kind):
+        """Free memory, measure which batch size fits, and say so (``kind``: "GPU memory" or "memory"). The
+        input model was never touched."""
+        self.free_memory()
+        asked, crop = self.settings.batch_size, "x".join(map(str, self.crop))
+        fits = self._batch_size_that_fits()
+        if fits == asked:
+            what = ("a training step fits, but the rest (latent statistics, previews) did not; load fewer or "
+                    "smaller images")
+        elif fits:
+            what = f"batch_size {fits} fits (measured), or lower crop_size"
+        else:
+            what = "not even batch_size 1 fits; lower crop_size or make a smaller model (width, blocks)"
+        return TrainingError(f"ran out of {kind} training with batch_size {asked} on {crop} crops: {what}. "
+                             f"{kind[0].upper() + kind[1:]} was freed and the input model is unchanged.")
+
+    def _batch_size_that_fits(self):
+        """The largest of batch_size, batch_size/2, ... 1 with which a step runs (0 if none). Trains this
+        (discarded) clone a step or so, freeing memory after each failure."""
         b = self.settings.batch_size
         while b >= 1:
             self.settings = dataclasses.replace(self.settings, batch_size=b)
@@ -341,7 +366,7 @@ class Trainer:
             except (OUT_OF_MEMORY, RuntimeError, MemoryError) as e:
                 if not out_of_memory(e):
                     raise
-            free_memory()
+            self.free_memory()
             b //= 2
         return 0
 
@@ -354,7 +379,8 @@ class Trainer:
     def _recover(self, good, failed_at):
         i, weights = good
         self.net.load_state_dict(weights)
-        self.ae.state.optimizer = self.ae.state.loss_scale = None   # moments that led to a blow-up are not worth keeping
+        # Moments that led to a blow-up are not worth keeping.
+        self.ae.state.optimizer = self.ae.state.loss_scale = None
         self.ae.state.step = self.start_step + i
         del self.history[len(self.history) - (failed_at - i):]
         msg = (f"training blew up (NaN/infinite values) at step {self.start_step + failed_at + 1}; kept the "
@@ -367,10 +393,12 @@ class Trainer:
     def _finish(self):
         self.net.eval()
         st = self.ae.state
-        st.loss_history = self.history[-HISTORY_LIMIT:]
+        st.loss_history = self.history[-KEPT_HISTORY:]
         sample = self.sample_images()
         with torch.no_grad():
-            quality = psnr(self.net.reconstruct(sample), sample)
+            recon = self.net.reconstruct(sample)
+        quality = psnr(recon, sample)
+        self.reconstructions = _pictures(sample), _pictures(recon)
         st.summary.update({
             "steps": st.step, "data_size": int(self.data.shape[0]),
             "image_size": list(self.data.shape[-2:]), "crop": list(self.crop), "loss": self.settings.loss,
@@ -385,10 +413,28 @@ class Trainer:
         return self.ae
 
     def sample_images(self, n=8):
-        """A fixed set of centre crops used for previews and the reconstruction grid."""
+        """A fixed set of centre crops used for previews and the reconstructions."""
         (h, w), (ch, cw) = self.data.shape[-2:], self.crop
         t, l = (h - ch) // 2, (w - cw) // 2
         return self.data[:n, :, t:t + ch, l:l + cw]
+
+    def preview(self, done, total, n=4):
+        """(originals, reconstructions) of ``n`` training crops as RGB [n,H,W,3] when a live preview is due
+        (every PREVIEW_SECONDS, and always after the last step), else None. Big crops are slow to
+        reconstruct, so previews are kept to about 1% of the training time."""
+        start = time.monotonic()
+        if done < total and start < self._next_preview:
+            return None
+        with torch.inference_mode(False), torch.no_grad():
+            x = self.sample_images(n)
+            pair = _pictures(x), _pictures(self.net.decode(self.net.encode(x)))
+        self._next_preview = time.monotonic() + max(PREVIEW_SECONDS, 100 * (time.monotonic() - start))
+        return pair
+
+
+def _pictures(x):
+    """[B,C,H,W] in model channels -> an RGB picture batch [B,H,W,3] float32 on the CPU."""
+    return x.expand(-1, 3, -1, -1).movedim(1, -1).float().cpu()
 
 
 def train(autoencoder, images, settings, device=None, on_step=None):

@@ -4,13 +4,14 @@ Headless folders come from ``configure()`` (the runner's options), then the envi
 (ATELIER_MODELS_DIR, ATELIER_OUTPUT_DIR, ATELIER_INPUT_DIR), then ./autoencoders,
 ./output and ./input under the current directory.
 """
+import contextlib
 import gc
 import logging
 import os
 
 import torch
 
-from ..models import interrupt, memory
+from ..models import interrupt
 
 log = logging.getLogger("autoencoder_atelier")
 
@@ -33,6 +34,23 @@ def configure(models_dir=None, output_dir=None, input_dir=None):
     for key, value in (("models", models_dir), ("output", output_dir), ("input", input_dir)):
         if value is not None:
             _overrides[key] = os.path.abspath(value)
+
+
+def reset():
+    """Forget the headless folder overrides (back to the environment and ./autoencoders, ./output, ./input)."""
+    _overrides.clear()
+
+
+@contextlib.contextmanager
+def folders(models_dir=None, output_dir=None, input_dir=None):
+    """``configure()`` for one block (a test, one headless run); the previous overrides come back after it."""
+    saved = dict(_overrides)
+    configure(models_dir, output_dir, input_dir)
+    try:
+        yield
+    finally:
+        reset()
+        _overrides.update(saved)
 
 
 def _headless_dir(key, env, default):
@@ -115,14 +133,6 @@ def free_memory():
         _mm.soft_empty_cache()
     elif torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def budget_check(node, name, value, cost, lowest=1, advice=""):
-    """models.memory.check with the node's name in front of its message (a plain ValueError for ComfyUI)."""
-    try:
-        return memory.check(name, value, cost, lowest, advice)
-    except memory.MemoryBudgetError as e:
-        raise ValueError(f"{node}: {e}") from None
 
 
 def check_interrupted():

@@ -5,21 +5,22 @@ import torch
 import torch.nn.functional as F
 
 from ..models import memory
-
-from ..models.latent_math import edit_along, latent_channel_grid, latent_directions, latent_rgb, samples_of
+from ..models.formats import latent_samples
+from ..models.latent_math import edit_along, latent_channel_grid, latent_directions, latent_rgb
 from ..models.plots import bar_chart, grid_shape, image_grid
-from . import bridge
+from .base import AtelierNode
 from .latent_nodes import with_samples
-from .schema import CATEGORY, COMBO, FLOAT, INT, LINK
+from .schema import COMBO, FLOAT, INT, LINK
 
 DIRECTIONS = "DIRECTIONS"
 
 
-class AtelierLatentDirections:
+class AtelierLatentDirections(AtelierNode):
+    DISPLAY_NAME = "Latent Directions (Atelier)"
+    SEARCH_ALIASES = ["pca", "principal components", "latent space", "variance", "analysis"]
     DESCRIPTION = ("Finds the main ways your works differ from each other (principal directions of their latents), "
                    "strongest first. Feed a batch of your encoded works; use Latent Edit to push any latent along "
                    "a direction.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = (DIRECTIONS, "IMAGE")
     RETURN_NAMES = ("directions", "variance_chart")
     OUTPUT_TOOLTIPS = ("The directions (mean, unit directions, variance along each) for Latent Edit.",
@@ -34,18 +35,16 @@ class AtelierLatentDirections:
         }}
 
     def find(self, latents, max_directions):
-        try:
-            d = latent_directions(samples_of(latents, "latents"), int(max_directions))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"Atelier Latent Directions: {e}") from None
+        d = latent_directions(latent_samples(latents, "latents"), int(max_directions))
         share = d["variance"] / max(d["total_variance"], 1e-12)
         return (d, bar_chart(share.tolist(), title="share of variation explained by each direction"))
 
 
-class AtelierLatentEdit:
+class AtelierLatentEdit(AtelierNode):
+    DISPLAY_NAME = "Latent Edit (Atelier)"
+    SEARCH_ALIASES = ["direction", "slider", "attribute", "latent arithmetic"]
     DESCRIPTION = ("Moves latents along directions found by Latent Directions, e.g. direction 0 by +2 makes a work "
                    "more like the 'strongest difference' among your works. Negative strengths go the other way.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("The moved latents.",)
@@ -65,16 +64,14 @@ class AtelierLatentEdit:
 
     def edit(self, latent, directions, index, strength, index_2=1, strength_2=0.0):
         moves = [(int(index), float(strength))] + ([(int(index_2), float(strength_2))] if strength_2 else [])
-        try:
-            return with_samples(latent, edit_along(samples_of(latent), directions, moves))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"Atelier Latent Edit: {e}") from None
+        return with_samples(latent, edit_along(latent_samples(latent), directions, moves))
 
 
-class AtelierVisualizeLatent:
+class AtelierVisualizeLatent(AtelierNode):
+    DISPLAY_NAME = "Visualize Latent (Atelier)"
+    SEARCH_ALIASES = ["latent preview", "preview latent", "pca", "channels"]
     DESCRIPTION = ("Shows what the model 'sees': a latent's first three principal components as colours, or every "
                    "channel as a grey image.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
     OUTPUT_TOOLTIPS = ("The picture of the latent (enlarged so cells are visible).",)
@@ -90,14 +87,11 @@ class AtelierVisualizeLatent:
         }}
 
     def show(self, latent, mode, scale):
-        try:
-            z = samples_of(latent).float()
-        except ValueError as e:
-            raise ValueError(f"Atelier Visualize Latent: {e}") from None
+        z = latent_samples(latent).float()
         b, c, h, w = z.shape
         cells = b * h * w if mode == "pca-rgb" else math.prod(grid_shape(c, h, w, min(8, c), 1)[2:])
-        bridge.budget_check("Atelier Visualize Latent", "scale", int(scale),
-                            lambda s: cells * s * s * 3 * memory.FLOAT_BYTES * 2, advice="show a smaller latent")
+        memory.check("scale", int(scale), lambda s: cells * s * s * 3 * memory.FLOAT_BYTES * 2,
+                     advice="show a smaller latent")
         if mode == "pca-rgb":
             img = latent_rgb(z)
         else:

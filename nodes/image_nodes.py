@@ -5,11 +5,12 @@ import os
 import torch
 
 from ..models import memory
-from ..models.codec import CodecError, to_rgb
+from ..models.formats import image_to_bchw
 from ..models.imagefolder import MODES, ImageFolderError, list_images, load_folder
 from ..models.plots import grid_shape, image_grid
 from . import bridge
-from .schema import CATEGORY, COMBO, INT, LINK, SEED, STRING
+from .base import AtelierNode
+from .schema import COMBO, INT, LINK, SEED, STRING
 
 
 def _folder(folder):
@@ -18,10 +19,11 @@ def _folder(folder):
     return folder if os.path.isabs(folder) else os.path.join(bridge.input_dir(), folder)
 
 
-class AtelierLoadImageFolder:
+class AtelierLoadImageFolder(AtelierNode):
+    DISPLAY_NAME = "Load Image Folder (Atelier)"
+    SEARCH_ALIASES = ["training images", "training data", "train", "dataset", "load images", "batch"]
     DESCRIPTION = ("Loads every image in a folder (your artworks) as one batch of equal-sized images for "
                    "training. Relative folder names are looked up in ComfyUI's input folder.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
     OUTPUT_TOOLTIPS = ("The images as one batch, all size x size.",)
@@ -49,15 +51,13 @@ class AtelierLoadImageFolder:
             return folder
 
     def load(self, folder, size, mode, count, seed=0):
-        try:
-            return (load_folder(_folder(folder), size, mode, count, seed),)
-        except (ImageFolderError, memory.MemoryBudgetError) as e:
-            raise ValueError(f"Atelier Load Image Folder: {e}") from None
+        return (load_folder(_folder(folder), size, mode, count, seed),)
 
 
-class AtelierImageGrid:
+class AtelierImageGrid(AtelierNode):
+    DISPLAY_NAME = "Image Grid (Atelier)"
+    SEARCH_ALIASES = ["grid", "contact sheet", "montage", "tile", "batch to image"]
     DESCRIPTION = "Lays a batch of images out as one grid picture, e.g. to save a strip of latent mixes."
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("grid",)
     OUTPUT_TOOLTIPS = ("One image holding the whole batch.",)
@@ -74,11 +74,8 @@ class AtelierImageGrid:
     def grid(self, images, columns, padding):
         if isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[0]:
             b, h, w = images.shape[:3]
-            bridge.budget_check("Atelier Image Grid", "padding", int(padding), lambda p: math.prod(
+            memory.check("padding", int(padding), lambda p: math.prod(
                 grid_shape(b, h, w, int(columns), p)[2:]) * 3 * memory.FLOAT_BYTES, lowest=0,
                 advice="pass fewer or smaller images")
-        try:  # gray, RGBA, NaN or out-of-range pixels become plain RGB in 0..1, as Save Image expects
-            rgb = to_rgb(images).movedim(1, -1)
-        except CodecError as e:
-            raise ValueError(f"Atelier Image Grid: {e}") from None
-        return (image_grid(rgb, columns, padding),)
+        # gray, RGBA, NaN or out-of-range pixels become plain RGB in 0..1, as Save Image expects
+        return (image_grid(image_to_bchw(images, "clean").movedim(1, -1), columns, padding),)

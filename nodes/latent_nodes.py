@@ -4,12 +4,13 @@ import math
 import torch
 
 from ..models import codec, memory, tiling
-from ..models.config import latent_shape
-from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, collage, fit_mask, mix, sample_latents, samples_of,
-                                  split_mask, style_mix, walk)
+from ..models.errors import AtelierError
+from ..models.formats import latent_labels, latent_samples
+from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, collage, fit_mask, mix, sample_latents, split_mask,
+                                  style_mix, walk)
 from . import bridge
-from .bridge import budget_check
-from .schema import AUTOENCODER, CATEGORY, COMBO, FLOAT, INT, LINK, SEED
+from .base import AtelierNode
+from .schema import AUTOENCODER, COMBO, FLOAT, INT, LINK, SEED
 
 
 def with_samples(latent, samples):
@@ -19,10 +20,11 @@ def with_samples(latent, samples):
     return (out,)
 
 
-class AtelierEncode:
+class AtelierEncode(AtelierNode):
+    DISPLAY_NAME = "Encode to Latent with Autoencoder (Atelier)"
+    SEARCH_ALIASES = ["latent", "vae encode", "image to latent", "compress"]
     DESCRIPTION = ("Turns images into latents with your autoencoder: the compact code you can mix, blend, "
                    "upscale and decode. Works with ComfyUI's own latent nodes.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("The images' latents (a batch, one per image).",)
@@ -40,16 +42,14 @@ class AtelierEncode:
         }}
 
     def encode(self, autoencoder, images, fit="pad"):
-        try:
-            progress = bridge.progress_bar(1).update_absolute   # per pass or tile: large paintings take a while
-            return (codec.encode(autoencoder, images, fit, bridge.torch_device(), progress),)
-        except codec.CodecError as e:
-            raise ValueError(f"Atelier Encode: {e}") from None
+        progress = bridge.progress_bar(1).update_absolute   # per pass or tile: large paintings take a while
+        return (codec.encode(autoencoder, images, fit, bridge.torch_device(), progress),)
 
 
-class AtelierDecode:
+class AtelierDecode(AtelierNode):
+    DISPLAY_NAME = "Decode Latent with Autoencoder (Atelier)"
+    SEARCH_ALIASES = ["latent", "vae decode", "latent to image", "reconstruct"]
     DESCRIPTION = "Turns latents back into images with your autoencoder."
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
     OUTPUT_TOOLTIPS = ("The decoded images.",)
@@ -64,28 +64,23 @@ class AtelierDecode:
         }}
 
     def decode(self, autoencoder, latent):
-        source = latent.get("atelier_model") if isinstance(latent, dict) else None
+        source = latent_labels(latent)[0]
         if source and source != autoencoder.model_id:
             bridge.log.warning("Atelier Decode: this latent was made by a different autoencoder; decoding anyway")
-        try:
-            z = codec.check_latent(autoencoder, latent)
-        except codec.CodecError as e:
-            raise ValueError(f"Atelier Decode: {e}") from None
-        budget_check("Atelier Decode", "the latent's batch size", z.shape[0],
+        z = codec.check_latent(autoencoder, latent)
+        memory.check("the latent's batch size", z.shape[0],
                      lambda b: codec.decoded_bytes(autoencoder, z[:1]) * b + tiling.MEMORY_BUDGET,
                      advice="decode smaller latents (a smaller size or fewer frames upstream)")
-        try:
-            progress = bridge.progress_bar(1).update_absolute
-            return (codec.decode(autoencoder, latent, bridge.torch_device(), progress),)
-        except codec.CodecError as e:
-            raise ValueError(f"Atelier Decode: {e}") from None
+        progress = bridge.progress_bar(1).update_absolute
+        return (codec.decode(autoencoder, latent, bridge.torch_device(), progress),)
 
 
-class AtelierLatentMix:
+class AtelierLatentMix(AtelierNode):
+    DISPLAY_NAME = "Latent Mix (Atelier)"
+    SEARCH_ALIASES = ["mix", "blend", "interpolate", "slerp", "lerp", "combine", "latent math"]
     DESCRIPTION = ("Mixes two latents. lerp/slerp blend from A (factor 0) to B (factor 1); slerp keeps the "
                    "latent's strength in the middle. add/subtract add or remove B. difference-add adds what "
                    "makes B different from C (or B's details, if C is empty) to A.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("The mixed latent (keeps latent A's extra settings).",)
@@ -105,19 +100,17 @@ class AtelierLatentMix:
         }}
 
     def mix(self, latent_a, latent_b, factor, mode, latent_c=None):
-        try:
-            samples = mix(samples_of(latent_a, "latent_a"), samples_of(latent_b, "latent_b"), factor, mode,
-                          samples_of(latent_c, "latent_c") if latent_c is not None else None)
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"Atelier Latent Mix: {e}") from None
+        samples = mix(latent_samples(latent_a, "latent_a"), latent_samples(latent_b, "latent_b"), factor, mode,
+                      latent_samples(latent_c, "latent_c") if latent_c is not None else None)
         return with_samples(latent_a, samples)
 
 
-class AtelierLatentWalk:
+class AtelierLatentWalk(AtelierNode):
+    DISPLAY_NAME = "Latent Walk (Atelier)"
+    SEARCH_ALIASES = ["animation", "morph", "interpolate", "in-between", "tween", "frames", "loop"]
     DESCRIPTION = ("Makes a smooth journey through your latents: give it a batch of keyframe latents (e.g. several "
                    "artworks encoded at once) and it makes the in-between frames. Decode them and save as an "
                    "animation (Save Animated WEBP) or lay them out with Image Grid.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("frames",)
     OUTPUT_TOOLTIPS = ("All frames as one latent batch, keyframes included.",)
@@ -137,22 +130,18 @@ class AtelierLatentWalk:
         }}
 
     def walk(self, keyframes, frames, method, easing, loop):
-        try:
-            keys = samples_of(keyframes, "keyframes")
-            per_frame = keys[0].numel() * memory.FLOAT_BYTES * 2   # the frames, then joined into one batch
-            budget_check("Atelier Latent Walk", "frames", int(frames), lambda f: f * per_frame, lowest=2,
-                         advice="walk through smaller latents")
-            samples = walk(keys, int(frames), method, easing, bool(loop))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"Atelier Latent Walk: {e}") from None
-        return with_samples(keyframes, samples)
+        keys = latent_samples(keyframes, "keyframes")
+        per_frame = keys[0].numel() * memory.FLOAT_BYTES * 2   # the frames, then joined into one batch
+        memory.check("frames", int(frames), lambda f: f * per_frame, lowest=2, advice="walk through smaller latents")
+        return with_samples(keyframes, walk(keys, int(frames), method, easing, bool(loop)))
 
 
-class AtelierLatentStyleMix:
+class AtelierLatentStyleMix(AtelierNode):
+    DISPLAY_NAME = "Latent Style Mix (Atelier)"
+    SEARCH_ALIASES = ["style transfer", "adain", "colour transfer", "color transfer", "texture", "mix"]
     DESCRIPTION = ("Re-styles one work with another: gives the content latent the colour and texture statistics "
                    "(per-channel mean and spread, as in AdaIN) of the style latent, keeping its layout. A mask "
                    "limits where it applies.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("The re-styled content latent.",)
@@ -170,19 +159,17 @@ class AtelierLatentStyleMix:
         }}
 
     def style(self, content, style, strength, mask=None):
-        try:
-            z = samples_of(content, "content")
-            m = fit_mask(mask, z) if mask is not None else None
-            return with_samples(content, style_mix(z, samples_of(style, "style"), float(strength), m))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"Atelier Latent Style Mix: {e}") from None
+        z = latent_samples(content, "content")
+        m = fit_mask(mask, z) if mask is not None else None
+        return with_samples(content, style_mix(z, latent_samples(style, "style"), float(strength), m))
 
 
-class AtelierLatentCollage:
+class AtelierLatentCollage(AtelierNode):
+    DISPLAY_NAME = "Latent Collage (Atelier)"
+    SEARCH_ALIASES = ["collage", "mix", "mask", "composite", "split", "combine"]
     DESCRIPTION = ("Cuts and joins two latents, so part of a picture comes from one work and part from another: "
                    "along a split (left/right, top/bottom, a circle, a diagonal) or through a mask you painted. "
                    "The seam is blended by feathering and then healed by the decoder.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("Latent A where the mask is white (or on A's side of the split), latent B elsewhere.",)
@@ -205,19 +192,18 @@ class AtelierLatentCollage:
         }}
 
     def collage(self, latent_a, latent_b, split, position, feather, mask=None):
-        try:
-            a = samples_of(latent_a, "latent_a")
-            cut = mask if mask is not None else split_mask(split, float(position), *a.shape[-2:])
-            return with_samples(latent_a, collage(a, samples_of(latent_b, "latent_b"), fit_mask(cut, a, float(feather))))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"Atelier Latent Collage: {e}") from None
+        a = latent_samples(latent_a, "latent_a")
+        cut = mask if mask is not None else split_mask(split, float(position), *a.shape[-2:])
+        b = latent_samples(latent_b, "latent_b")
+        return with_samples(latent_a, collage(a, b, fit_mask(cut, a, float(feather))))
 
 
-class AtelierSampleLatent:
+class AtelierSampleLatent(AtelierNode):
+    DISPLAY_NAME = "Sample Latent (Atelier)"
+    SEARCH_ALIASES = ["random", "generate", "noise", "prior", "new images", "sample the autoencoder"]
     DESCRIPTION = ("Invents new latents for an autoencoder: from random noise for a conv-vae, and for other "
                    "models from the statistics of the latents of the images it was trained on. Decode them to "
                    "see new pictures in the style of your training set.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("New latents, ready for Decode or any latent node.",)
@@ -236,17 +222,16 @@ class AtelierSampleLatent:
         }}
 
     def sample(self, autoencoder, batch_size, width, height, seed, temperature):
-        cfg, stats = autoencoder.config, autoencoder.state.latent_stats
-        variational = cfg["architecture"] == "conv-vae"
+        net, stats = autoencoder.model, autoencoder.state.latent_stats
+        variational = net.variational
         if not variational and not stats:
-            raise ValueError("Atelier Sample Latent: this model has no latent statistics yet; train it with Train "
-                             "Autoencoder (which records them) before sampling")
-        shape = [int(batch_size)] + latent_shape(cfg, int(height), int(width))
+            raise AtelierError("this model has no latent statistics yet; train it with Train Autoencoder (which "
+                               "records them) before sampling")
+        shape = [int(batch_size)] + net.latent_shape(int(height), int(width))
         if 0 in shape:
-            raise ValueError(f"Atelier Sample Latent: {width}x{height} is smaller than the model's downscale")
+            raise AtelierError(f"{width}x{height} is smaller than the model's downscale")
         per_latent = math.prod(shape[1:]) * memory.FLOAT_BYTES * 2   # the noise and the scaled result
-        budget_check("Atelier Sample Latent", "batch_size", shape[0], lambda b: b * per_latent,
-                     advice="lower width and height")
+        memory.check("batch_size", shape[0], lambda b: b * per_latent, advice="lower width and height")
         g = torch.Generator().manual_seed(int(seed))
         z = sample_latents(stats, shape, g, float(temperature), variational)
         return (codec.latent_of(autoencoder, z),)

@@ -4,17 +4,21 @@ import re
 
 from ..models import memory, storage
 from ..models.autoencoder import Autoencoder
-from ..models.config import DOWNSCALES, ConfigError, default_config, estimate_parameters
+from ..models.config import DOWNSCALES, default_config, parameter_count
+from ..models.errors import AtelierError
+from ..models.networks import ARCHITECTURES
 from . import bridge
+from .base import AtelierNode
 from .save_paths import candidates, numbered_files, validate_prefix
-from .schema import AUTOENCODER, CATEGORY, COMBO, INT, LINK, SEED, STRING
+from .schema import AUTOENCODER, COMBO, INT, LINK, SEED, STRING
 
 
-class AtelierNewAutoencoder:
+class AtelierNewAutoencoder(AtelierNode):
+    DISPLAY_NAME = "New Autoencoder (Atelier)"
+    SEARCH_ALIASES = ["new model", "create autoencoder", "vae", "train from scratch", "untrained"]
     DESCRIPTION = ("Creates a fresh, untrained autoencoder. 'conv' works on images of any size and is the one to "
                    "start with; 'conv-vae' can also invent new images from random latents; 'dense' is the small "
                    "classic network for tiny fixed-size images such as 28x28 digits. Train it next.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = (AUTOENCODER,)
     RETURN_NAMES = ("autoencoder",)
     OUTPUT_TOOLTIPS = ("The new, untrained autoencoder. Connect it to Train Autoencoder.",)
@@ -23,7 +27,7 @@ class AtelierNewAutoencoder:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "architecture": COMBO(["conv", "conv-vae", "dense"], "conv: fully convolutional, any image size. "
+            "architecture": COMBO(list(ARCHITECTURES), "conv: fully convolutional, any image size. "
                                   "conv-vae: the same, plus sampling new images from noise. dense: the classic "
                                   "fully connected network for small fixed-size images."),
             "latent_channels": INT(8, 1, 256, "Numbers the model keeps per latent position (for dense: in "
@@ -41,18 +45,12 @@ class AtelierNewAutoencoder:
         }}
 
     def create(self, architecture, latent_channels, downscale, width, image_size, seed, blocks=1, color="rgb"):
-        try:
-            # Dense models have no downscale: their latent is a vector.
-            cfg = default_config(architecture, latent_channels=int(latent_channels),
-                                 downscale=1 if architecture == "dense" else int(downscale),
-                                 width=int(width), image_size=int(image_size), blocks=int(blocks),
-                                 channels=1 if color == "grayscale" else 3)
-        except (ConfigError, ValueError) as e:
-            raise ValueError(f"Atelier New Autoencoder: {e}") from None
+        cfg = default_config(architecture, latent_channels=int(latent_channels), downscale=int(downscale),
+                             width=int(width), image_size=int(image_size), blocks=int(blocks),
+                             channels=1 if color == "grayscale" else 3)
         # Weights, their gradients and AdamW's two moments once it trains.
-        bridge.budget_check("Atelier New Autoencoder", "width", cfg["width"],
-                            lambda w: estimate_parameters({**cfg, "width": w}) * 4 * memory.FLOAT_BYTES, lowest=4,
-                            advice="lower blocks or latent_channels")
+        memory.check("width", cfg["width"], lambda w: parameter_count({**cfg, "width": w}) * 4 * memory.FLOAT_BYTES,
+                     lowest=4, advice="lower blocks or latent_channels")
         ae = Autoencoder.new(cfg, seed=int(seed))
         bridge.log.info("new autoencoder: %s", ae.describe().replace("\n", "; "))
         return (ae,)
@@ -64,29 +62,26 @@ def resolve_model_path(name):
     if not isinstance(name, str) or not name or os.path.isabs(name) or name.startswith(("/", "\\")) \
             or re.match(r"[A-Za-z]:", name) or "\0" in name \
             or ".." in re.split(r"[\\/]", name) or not name.lower().endswith(".safetensors"):
-        raise ValueError(f"Atelier Load Autoencoder: {name!r} is not a model file name; pick one from the list "
+        raise AtelierError(f"{name!r} is not a model file name; pick one from the list "
                          "(files in models/autoencoders ending in .safetensors)")
     for folder in bridge.model_dirs():
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             return path
-    raise ValueError(f"Atelier Load Autoencoder: {name!r} was not found in {', '.join(bridge.model_dirs())}; "
+    raise AtelierError(f"{name!r} was not found in {', '.join(bridge.model_dirs())}; "
                      "refresh the list (press R) or check the file was saved")
 
 
 def model_card(name):
     """The card of a model in the loader's list, read from the file's header (weights stay on disk)."""
-    path = resolve_model_path(name)
-    try:
-        return storage.read_card(path)
-    except storage.ModelFileError as e:
-        raise ValueError(f"Atelier Load Autoencoder: {e}") from None
+    return storage.read_card(resolve_model_path(name))
 
 
-class AtelierLoadAutoencoder:
+class AtelierLoadAutoencoder(AtelierNode):
+    DISPLAY_NAME = "Load Autoencoder (Atelier)"
+    SEARCH_ALIASES = ["load model", "open model", "checkpoint", "model card", "vae loader"]
     DESCRIPTION = ("Loads an autoencoder saved with Save Autoencoder (a .safetensors file in models/autoencoders), "
                    "ready to encode, decode or train further. Only safetensors files are read, never pickles.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = (AUTOENCODER, "STRING")
     RETURN_NAMES = ("autoencoder", "info")
     OUTPUT_TOOLTIPS = ("The loaded autoencoder, with its training state so further training resumes.",
@@ -107,11 +102,7 @@ class AtelierLoadAutoencoder:
             return ae_name
 
     def load(self, ae_name):
-        path = resolve_model_path(ae_name)
-        try:
-            ae = storage.load_autoencoder(path)
-        except storage.ModelFileError as e:
-            raise ValueError(f"Atelier Load Autoencoder: {e}") from None
+        ae = storage.load_autoencoder(resolve_model_path(ae_name))
         card = storage.card_text(ae)
         return {"ui": {"text": [card]}, "result": (ae, card)}
 
@@ -122,10 +113,11 @@ def model_save_paths(prefix, folder):
     return candidates(directory, stem, ".safetensors", n)
 
 
-class AtelierSaveAutoencoder:
+class AtelierSaveAutoencoder(AtelierNode):
+    DISPLAY_NAME = "Save Autoencoder (Atelier)"
+    SEARCH_ALIASES = ["save model", "export model", "checkpoint", "safetensors"]
     DESCRIPTION = ("Saves the autoencoder (weights, training state and a description) as a .safetensors file in "
                    "models/autoencoders, numbered so nothing is overwritten. Load it later with Load Autoencoder.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("path",)
     OUTPUT_TOOLTIPS = ("Where the file was written.",)
@@ -147,8 +139,7 @@ class AtelierSaveAutoencoder:
         try:
             path = storage.save_new_autoencoder(autoencoder, model_save_paths(filename_prefix, folder))
         except OSError as e:  # disk full, read-only folder, a name the file system refuses
-            raise ValueError(f"Atelier Save Autoencoder: could not write into {folder} ({e.strerror or e}); nothing "
-                             "was saved. Free some disk space, make the folder writable, or try a plainer "
-                             "filename_prefix") from None
+            raise AtelierError(f"could not write into {folder} ({e.strerror or e}); nothing was saved. Free some "
+                               "disk space, make the folder writable, or try a plainer filename_prefix") from None
         bridge.log.info("saved autoencoder to %s", path)
         return {"ui": {"text": [path]}, "result": (path,)}

@@ -1,15 +1,17 @@
 """Restore a damaged picture with a model trained to undo that damage."""
 from ..models.restore import restore
 from . import bridge
-from .schema import AUTOENCODER, CATEGORY, INT, LINK
+from .base import AtelierNode
+from .schema import AUTOENCODER, INT, LINK
 
 
-class AtelierRestore:
+class AtelierRestore(AtelierNode):
+    DISPLAY_NAME = "Restore Damaged Image (Atelier)"
+    SEARCH_ALIASES = ["restore", "repair", "denoise", "inpaint", "fix damage", "autoencoder"]
     DESCRIPTION = ("Repairs damaged pictures with an autoencoder trained with a corruption (Train Autoencoder's "
                    "corruption input: noise, holes, blocks, blur). Connect a mask of the damage (paint it in the "
                    "mask editor of Load Image) to re-make only those pixels and keep the rest exactly; without a "
                    "mask the whole picture is cleaned.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("restored",)
     OUTPUT_TOOLTIPS = ("The repaired pictures, the same size as the input.",)
@@ -29,8 +31,5 @@ class AtelierRestore:
         }}
 
     def restore(self, autoencoder, images, passes, mask=None):
-        try:
-            return (restore(autoencoder, images, mask, int(passes), bridge.torch_device(),
-                            bridge.progress_bar(1).update_absolute),)
-        except ValueError as e:   # CodecError and the mask checks
-            raise ValueError(f"Atelier Restore: {e}") from None
+        return (restore(autoencoder, images, mask, int(passes), bridge.torch_device(),
+                        bridge.progress_bar(1).update_absolute),)

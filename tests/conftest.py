@@ -69,16 +69,11 @@ def shared():
 @pytest.fixture
 def tmp_dirs(tmp_path):
     """Point the headless models/output/input folders at tmp_path; restore them afterwards."""
-    saved = dict(bridge._overrides)
     dirs = SimpleNamespace(models=tmp_path / "models", output=tmp_path / "output", input=tmp_path / "input")
     for d in (dirs.models, dirs.output, dirs.input):
         d.mkdir()
-    bridge.configure(models_dir=dirs.models, output_dir=dirs.output, input_dir=dirs.input)
-    try:
+    with bridge.folders(models_dir=dirs.models, output_dir=dirs.output, input_dir=dirs.input):
         yield dirs
-    finally:
-        bridge._overrides.clear()
-        bridge._overrides.update(saved)
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ atelier.load_pack()
 from autoencoder_atelier.models.autoencoder import Autoencoder  # noqa: E402
 from autoencoder_atelier.models.config import default_config  # noqa: E402
 from autoencoder_atelier.models.procedural import make_images  # noqa: E402
+from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -146,3 +147,19 @@ def tiny_config(architecture="conv", **overrides):
 
 def tiny_ae(architecture="conv", seed=0, **overrides):
     return Autoencoder.new(tiny_config(architecture, **overrides), seed=seed)
+
+
+FAST = dict(batch_size=4, learning_rate=5e-3)   # training settings that learn visibly in a few steps
+
+
+def node(node_id):
+    """A fresh instance of a node class."""
+    return NODE_CLASS_MAPPINGS[node_id]()
+
+
+def call(node_id, **inputs):
+    """Call a node the way ComfyUI does (inference mode); return its result tuple."""
+    n = node(node_id)
+    with torch.inference_mode():
+        out = getattr(n, type(n).FUNCTION)(**inputs)
+    return out["result"] if isinstance(out, dict) else out

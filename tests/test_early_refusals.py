@@ -22,7 +22,8 @@ def test_savers_refuse_a_bad_prefix_up_front_and_wait_for_a_linked_one(saver):
     assert saver.VALIDATE_INPUTS(filename_prefix=None) is True   # linked: ComfyUI has no value yet
 
 
-@pytest.mark.parametrize("node, prefix", [("AtelierSaveAutoencoder", "/etc/evil"), ("Walk strip (centre-cropped works)", "a/../../b")])
+@pytest.mark.parametrize("node, prefix", [("AtelierSaveAutoencoder", "/etc/evil"),
+                                          ("Walk strip (centre-cropped works)", "a/../../b")])
 def test_a_bad_prefix_stops_the_demo_before_any_training_step(tmp_dirs, monkeypatch, capsys, node, prefix):
     art = tmp_dirs.input / "art"
     procedural.write_folder(str(art), count=4, size=32)

@@ -95,8 +95,9 @@ def test_random_bytes_are_refused(data):
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70),
                          st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                                 st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+json_values = st.recursive(json_scalars,
+                           lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                   st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                            max_leaves=12)
 tensor_entries = st.fixed_dictionaries({
     "dtype": st.one_of(st.sampled_from(["F32", "F16", "BF16", "F64", "I64", "U8", "BOOL"]), json_values),
@@ -349,9 +350,9 @@ def test_nodes_take_any_input_and_answer_or_say_what_is_wrong(node_id, models, d
 
 # -- file names and folders --------------------------------------------------------------
 
-names = st.one_of(st.text(max_size=40), st.lists(st.sampled_from(["..", ".", "", "a", "/", "\\", "C:", "~", "x.safetensors",
-                                                                   "\x00", "<", "|", "é" * 70]),
-                                                 max_size=6).map("/".join))
+names = st.one_of(st.text(max_size=40),
+                  st.lists(st.sampled_from(["..", ".", "", "a", "/", "\\", "C:", "~", "x.safetensors", "\x00", "<", "|",
+                                            "é" * 70]), max_size=6).map("/".join))
 
 
 @given(names)
@@ -363,17 +364,12 @@ def test_save_prefixes_stay_inside_the_models_folder(prefix):
     with tempfile.TemporaryDirectory() as root:
         models_dir = os.path.join(root, "models")
         os.mkdir(models_dir)
-        saved = dict(bridge._overrides)
-        bridge.configure(models_dir=models_dir)
-        try:
+        with bridge.folders(models_dir=models_dir):
             try:
                 path = NODE_CLASS_MAPPINGS["AtelierSaveAutoencoder"]().save(TINY, prefix)["result"][0]
             except ValueError as e:
                 assert str(e).startswith("Atelier Save Autoencoder: ")
                 path = None
-        finally:
-            bridge._overrides.clear()
-            bridge._overrides.update(saved)
         assert os.listdir(root) == ["models"]
         if path is not None:
             real = os.path.realpath(path)
@@ -395,18 +391,13 @@ def test_load_names_never_reach_outside_the_models_folder(name):
         storage.save_autoencoder(TINY, os.path.join(models_dir, "inside.safetensors"))
         storage.save_autoencoder(tiny_ae("conv", width=4, latent_channels=1, seed=1),
                                  os.path.join(root, "outside.safetensors"))
-        saved = dict(bridge._overrides)
-        bridge.configure(models_dir=models_dir)
-        try:
+        with bridge.folders(models_dir=models_dir):
             NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"].IS_CHANGED(name)
             try:
                 ae = NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"]().load(name)["result"][0]
             except ValueError as e:
                 assert str(e).startswith("Atelier Load Autoencoder: ")
                 return
-        finally:
-            bridge._overrides.clear()
-            bridge._overrides.update(saved)
     assert weights_equal(ae, TINY)
 
 

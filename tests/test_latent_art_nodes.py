@@ -4,12 +4,7 @@ import torch
 
 from autoencoder_atelier.models.latent_math import _channel_stats, collage, fit_mask, style_mix
 from autoencoder_atelier.models.train import TrainSettings, train
-from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS
-from helpers import procedural, tiny_ae
-
-
-def node(name):
-    return NODE_CLASS_MAPPINGS[name]()
+from helpers import node, procedural, tiny_ae
 
 
 def latents(*shape, seed=0, scale=1.0, shift=0.0):

@@ -9,8 +9,7 @@ import torch
 from autoencoder_atelier.models import memory
 from autoencoder_atelier.models.train import Trainer
 
-from helpers import procedural, tiny_ae
-from test_reliability import call
+from helpers import call, procedural, tiny_ae
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import torch
 import torch.nn.functional as F
 
 from autoencoder_atelier.models.autoencoder import Autoencoder
-from autoencoder_atelier.models.config import latent_shape
 from autoencoder_atelier.models.layers import UpConv
 from autoencoder_atelier.models.networks import ConvAutoencoder, DenseAutoencoder, build_network
 
@@ -26,7 +25,7 @@ def test_conv_encode_decode_shapes(arch, downscale, hw):
     with torch.no_grad():
         z = ae.model.encode(x)
         y = ae.model.decode(z)
-    assert list(z.shape) == [2, 5, h // downscale, w // downscale] == [2] + latent_shape(ae.config, h, w)
+    assert list(z.shape) == [2, 5, h // downscale, w // downscale] == [2] + ae.model.latent_shape(h, w)
     assert z.dtype == torch.float32 and torch.isfinite(z).all()
     assert y.shape == (2, 3, h, w) and y.dtype == torch.float32
     assert 0.0 <= y.min() and y.max() <= 1.0

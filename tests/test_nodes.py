@@ -8,9 +8,10 @@ from safetensors.torch import save_file
 import autoencoder_atelier
 from autoencoder_atelier.models import storage
 from autoencoder_atelier.models.autoencoder import Autoencoder
+from autoencoder_atelier.models.train import TrainSettings
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, bridge
 
-from helpers import deep_digest, model_digest, procedural, tiny_ae, weights_equal
+from helpers import deep_digest, model_digest, node, procedural, tiny_ae, weights_equal
 
 SPEC_IDS = {"AtelierNewAutoencoder", "AtelierLoadAutoencoder", "AtelierSaveAutoencoder", "AtelierLoadImageFolder",
             "AtelierTrainAutoencoder", "AtelierEncode", "AtelierDecode", "AtelierLatentMix"}
@@ -25,10 +26,6 @@ SPEC_INPUTS = {
     "AtelierLatentMix": {"latent_a", "latent_b", "factor", "mode"},
 }
 ALL_IDS = sorted(NODE_CLASS_MAPPINGS)  # the specified nodes plus extras (Image Grid, ...): all get schema checks
-
-
-def node(node_id):
-    return NODE_CLASS_MAPPINGS[node_id]()
 
 
 def digest(value):
@@ -117,6 +114,40 @@ def test_function_signatures_accept_every_declared_input(tmp_dirs):
             assert name in params and params[name].default is inspect.Parameter.empty, (node_id, name)
         for name in types.get("optional", {}):
             assert name in params and params[name].default is not inspect.Parameter.empty, (node_id, name)
+
+
+def test_widget_signature_and_core_defaults_agree(tmp_dirs):
+    """One default per input: the widget's equals the function's (optional inputs) and, for Train, the training
+    core's (TrainSettings), so train() from Python behaves like the node; every training option is a widget."""
+    import dataclasses
+    import inspect
+    core = dataclasses.asdict(TrainSettings())
+    for node_id, cls in NODE_CLASS_MAPPINGS.items():
+        params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
+        types = cls.INPUT_TYPES()
+        widgets = {name: spec[1]["default"] for section in types.values() for name, spec in section.items()
+                   if len(spec) > 1 and "default" in spec[1]}
+        for name in types.get("optional", {}):
+            if name in widgets:
+                assert params[name].default == widgets[name], (node_id, name)
+        if node_id == "AtelierTrainAutoencoder":
+            exposed = set(core) - {"warmup"}   # the one option only Python callers set
+            assert set(widgets) >= exposed and {n: widgets[n] for n in exposed} == {n: core[n] for n in exposed}
+
+
+def test_only_the_packs_own_errors_become_node_messages(monkeypatch):
+    from autoencoder_atelier.nodes import latent_nodes
+
+    def bug(*a, **k):
+        raise TypeError("a programming error")
+
+    monkeypatch.setattr(latent_nodes, "mix", bug)
+    z = {"samples": torch.zeros(1, 4, 2, 2)}
+    with pytest.raises(TypeError, match="a programming error"):   # itself, traceback and all
+        node("AtelierLatentMix").mix(z, z, 0.5, "lerp")
+    with pytest.raises(ValueError, match="^Atelier Latent Walk: a walk needs at least 2 keyframe") as e:
+        node("AtelierLatentWalk").walk(z, 4, "slerp", "linear", False)
+    assert type(e.value) is ValueError and e.value.__cause__ is None and e.value.__context__ is None
 
 
 # -- New / Save / Load -------------------------------------------------------------------
@@ -227,17 +258,13 @@ def test_tmp_dirs_fixture_points_the_bridge_at_tmp(tmp_dirs):
 
 def test_bridge_falls_back_without_comfyui(monkeypatch, tmp_path):
     assert bridge.IN_COMFYUI is False
-    saved = dict(bridge._overrides)
-    try:
-        bridge._overrides.clear()
+    with bridge.folders():
+        bridge.reset()
         monkeypatch.setenv("ATELIER_MODELS_DIR", str(tmp_path / "env_models"))
         monkeypatch.delenv("ATELIER_OUTPUT_DIR", raising=False)
         monkeypatch.chdir(tmp_path)
         assert bridge.model_dirs() == [str(tmp_path / "env_models")]
         assert bridge.output_dir() == str(tmp_path / "output")
-    finally:
-        bridge._overrides.clear()
-        bridge._overrides.update(saved)
     bar = bridge.progress_bar(10)
     seen = []
     monkeypatch.setattr(bridge.HeadlessProgressBar, "hook", lambda c, t, p: seen.append((c, t)))

@@ -15,27 +15,16 @@ import pytest
 import torch
 from PIL import Image
 
-from autoencoder_atelier.models import codec, imagefolder, storage
+from autoencoder_atelier.models import codec, formats, imagefolder, storage
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.train import OUT_OF_MEMORY, Trainer, TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge, train_node
 from autoencoder_atelier.nodes.schema import AUTOENCODER
 
-from helpers import deep_digest, model_digest, procedural, read_safetensors, tiny_ae, weights_equal
+import helpers
+from helpers import call, deep_digest, model_digest, procedural, read_safetensors, tiny_ae, weights_equal
 
-FAST = dict(batch_size=4, learning_rate=5e-3, crop_size=16)
-
-
-def node(node_id):
-    return NODE_CLASS_MAPPINGS[node_id]()
-
-
-def call(node_id, **inputs):
-    """Call a node the way ComfyUI does (inference mode); return its result tuple."""
-    n = node(node_id)
-    with torch.inference_mode():
-        out = getattr(n, type(n).FUNCTION)(**inputs)
-    return out["result"] if isinstance(out, dict) else out
+FAST = dict(helpers.FAST, crop_size=16)
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +286,7 @@ def test_out_of_memory_putting_the_images_on_the_gpu(trained, monkeypatch):
     def no_room(*a, **k):
         raise OUT_OF_MEMORY("CUDA out of memory")
 
-    monkeypatch.setattr(train_node, "Trainer", no_room)
+    monkeypatch.setattr(formats, "image_to_bchw", no_room)
     freed = []
     monkeypatch.setattr(bridge, "free_memory", lambda: freed.append(1))
     with pytest.raises(ValueError, match="ran out of GPU memory putting the training images on the GPU; load fewer"):

@@ -88,5 +88,6 @@ def test_few_shot_one_painting_by_crops_learns_the_whole_painting():
     whole = painting.movedim(-1, 1)
     with torch.no_grad():
         scores = [float(psnr(ae.model.decode(ae.model.encode(whole)).clamp(0, 1), whole)) for ae in (early, late)]
-    print(f"one painting, 32px crops: whole-painting PSNR after 1 step {scores[0]:.2f} dB, 120 steps {scores[1]:.2f} dB")
+    print(f"one painting, 32px crops: whole-painting PSNR after 1 step {scores[0]:.2f} dB, "
+          f"120 steps {scores[1]:.2f} dB")
     assert late.state.summary["data_size"] == 1 and scores[1] > scores[0] + 3.0

@@ -326,7 +326,8 @@ def test_format_version_from_the_future_or_garbage(saved, tmp_path, no_allocatio
 
 @pytest.mark.parametrize("training", ["{not json", "[]", '{"step": -1}', '{"step": "10"}', '{"step": 1.5}',
                                       '{"step": 10, "summary": []}', '{"step": 1e400}', '{"step": 1000000000000}',
-                                      "null", '{"step": 1, "loss_scale": [NaN, 0]}', '{"step": 1, "loss_scale": [-1, 0]}',
+                                      "null", '{"step": 1, "loss_scale": [NaN, 0]}',
+                                      '{"step": 1, "loss_scale": [-1, 0]}',
                                       '{"step": 1, "loss_scale": [1e400, 0]}', '{"step": 1, "loss_scale": [1024, 0.5]}',
                                       '{"step": 1, "loss_scale": [true, 0]}', '{"step": 1, "loss_scale": "1024"}',
                                       '{"step": 1, "loss_scale": [1024, 0, 0]}'])

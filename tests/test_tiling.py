@@ -31,8 +31,8 @@ def picture(h, w, seed=0):
 def test_context_covers_the_receptive_field(cfg):
     """Changing one latent cell changes decoded pixels only within the computed context (and does change some)."""
     net = busy_model(**cfg).model
-    enc_cells, dec_cells = tiling.context_cells(net)
-    f, n, c = net.f, 24, net.latent_channels
+    enc_cells, dec_cells = net.context_cells()
+    f, n, c = net.downscale, 24, net.latent_channels
     z = torch.randn(1, c, n, n, generator=torch.Generator().manual_seed(1)) * 0.3
     z2 = z.clone()
     z2[..., n // 2, n // 2] += 1.0
@@ -86,7 +86,7 @@ def test_seams_show_without_context_and_vanish_with_a_capped_context_and_blend()
     """A tile cut blind (no context) leaves visible seams, so the comparison above can fail; a context
     far below the receptive field (what a deep model gets at MAX_CONTEXT) plus the blend stays under 1/255."""
     net = busy_model(downscale=4, blocks=3).model
-    assert min(tiling.context_cells(net)) > 6
+    assert min(net.context_cells()) > 6
     z = tiling.encode(net, picture(128, 128))
     with torch.no_grad():
         whole = net.decode(z)
@@ -168,3 +168,10 @@ def test_encode_and_decode_nodes_move_the_progress_bar_per_tile(monkeypatch):
     seen.clear()
     NODE_CLASS_MAPPINGS["AtelierDecode"]().decode(ae, latent)
     assert len(seen) >= 4 and seen[-1][0] == seen[-1][1] == len(seen)
+
+
+def test_a_layer_tiling_does_not_know_is_refused_not_given_zero_context():
+    from autoencoder_atelier.models.layers import reach
+    assert reach(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 5, padding=2), torch.nn.ReLU()))[0] == 2
+    with pytest.raises(TypeError, match="AvgPool2d"):
+        reach(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.AvgPool2d(3, 1, 1)))

@@ -5,16 +5,13 @@ import math
 import pytest
 import torch
 
-from autoencoder_atelier.models import storage
+from autoencoder_atelier.models import formats, storage
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.losses import psnr, reconstruction_loss, ssim
-from autoencoder_atelier.models.train import (SNAPSHOT_EVERY, Trainer, TrainingError, TrainSettings,
-                                              images_to_bchw, train)
+from autoencoder_atelier.models.train import SNAPSHOT_EVERY, Trainer, TrainingError, TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge
 
-from helpers import model_digest, procedural, tiny_ae, tiny_config, weights_equal
-
-FAST = dict(batch_size=4, learning_rate=5e-3, seed=0)
+from helpers import FAST, model_digest, procedural, tiny_ae, tiny_config, weights_equal
 
 
 def reconstruction_mse(ae, imgs):
@@ -330,7 +327,8 @@ def test_vae_trains_and_uses_its_kl_term(images):
 def test_vae_beats_the_mean_image_baseline():
     imgs = procedural(16, 32)
     baseline = torch.mean((imgs - imgs.mean(0, keepdim=True)) ** 2).item()
-    out = train(tiny_ae("conv-vae", seed=0), imgs, TrainSettings(steps=100, batch_size=8, learning_rate=5e-3))
+    out = train(tiny_ae("conv-vae", seed=0), imgs, TrainSettings(steps=100, batch_size=8, learning_rate=5e-3,
+                                                               kl_weight=1e-4))
     assert reconstruction_mse(out, imgs) < 0.8 * baseline
     h = out.state.loss_history
     assert sum(h[-10:]) < 0.75 * sum(h[:10])
@@ -382,6 +380,9 @@ def test_bad_image_batches_are_refused(bad, match):
 
 
 def test_images_to_bchw_accepts_gray_and_rgba_and_copies():
+    def images_to_bchw(images):   # as the trainer reads its images
+        return formats.image_to_bchw(images, "refuse", TrainingError)
+
     rgba = torch.rand(2, 8, 8, 4)
     x = images_to_bchw(rgba)
     assert x.shape == (2, 3, 8, 8) and torch.equal(x, rgba[..., :3].movedim(-1, 1))

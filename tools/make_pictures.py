@@ -22,7 +22,8 @@ import atelier  # noqa: E402
 atelier.load_pack()
 from autoencoder_atelier.models import procedural  # noqa: E402
 from autoencoder_atelier.models.losses import psnr  # noqa: E402
-from autoencoder_atelier.models.plots import image_grid, to_pil  # noqa: E402
+from autoencoder_atelier.models.formats import image_to_pil  # noqa: E402
+from autoencoder_atelier.models.plots import image_grid  # noqa: E402
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS  # noqa: E402
 
 DOCS = os.path.join(ROOT, "docs")
@@ -36,7 +37,7 @@ def run(name, *args, **kwargs):
 
 def save(images, name, columns):
     path = os.path.join(DOCS, name)
-    to_pil(image_grid(images, columns=columns, padding=4)).save(path)
+    image_to_pil(image_grid(images, columns=columns, padding=4)).save(path)
     print("wrote", path)
 
 

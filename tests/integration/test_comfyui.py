@@ -411,8 +411,9 @@ def test_every_workflow_runs_from_the_frontend(server, page, tmp_path):
         }""")
         shot = os.path.join(shots, f"{name}.png")
         page.screenshot(path=shot, clip=clip)
-        complaints = [m for m in page.console if "atelier" in m.lower() and not m.startswith(("log:", "debug:", "info:"))
-                      or "internal module" in m]
+        quiet = ("log:", "debug:", "info:")
+        complaints = [m for m in page.console
+                      if "atelier" in m.lower() and not m.startswith(quiet) or "internal module" in m]
         assert complaints == [], f"{name}: the browser complained about the pack: {complaints}"
         # 256 colours keep a screenshot of the UI under 100 kB for the README, with no visible loss.
         Image.open(shot).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(shot, optimize=True)
