@@ -9,7 +9,6 @@ weights computed the textbook way (figure 1: a 2x nearest upsample, then the 3x3
 """
 import copy
 import time
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +19,7 @@ from timing import StepClock, interleaved, matmul_peak
 
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.config import default_config
-from autoencoder_atelier.models.layers import Block, Chain, UpConv
+from autoencoder_atelier.models.networks import build_network
 from autoencoder_atelier.models.precision import autocast_dtype
 from autoencoder_atelier.models.procedural import make_digit, make_images
 from autoencoder_atelier.nodes import bridge
@@ -41,33 +40,13 @@ def node_rate(ae, images, device, steps, batch, **options):
     return clock.rate(), time.perf_counter() - t, out[0]
 
 
-class TextbookBlock(torch.nn.Module):
-    """TAESD's residual block as TAESD writes it: modules in sequence, then ReLU(conv(x) + x)."""
-
-    def __init__(self, block):
-        super().__init__()
-        self.conv = block.conv
-
-    def forward(self, x):
-        return F.relu(self.conv(x) + x)
-
-
-def textbook(net):
-    """A copy of ``net`` written as in TAESD and most tutorials (same weights, same function): plain
-    nn.Sequential of modules (out-of-place ReLUs), and upsampling as nn.Upsample then a 3x3
-    convolution at the higher resolution."""
-    net = copy.deepcopy(net)
-    for parent in reversed(list(net.modules())):   # children before the containers that hold them
-        for name, child in list(parent.named_children()):
-            if isinstance(child, UpConv):
-                conv = torch.nn.Conv2d(child.in_channels, child.out_channels, 3, 1, 1)
-                conv.load_state_dict(child.state_dict())
-                setattr(parent, name, torch.nn.Sequential(torch.nn.Upsample(scale_factor=2, mode="nearest"), conv))
-            elif isinstance(child, Block):
-                setattr(parent, name, TextbookBlock(child))
-            elif isinstance(child, Chain):
-                setattr(parent, name, torch.nn.Sequential(OrderedDict(child.named_children())))
-    return net
+def textbook(ae):
+    """``ae``'s network written as in TAESD and most tutorials (same weights, same function): the plain
+    network, without the modules speedups.py swaps in (so out-of-place ReLUs, and upsampling as
+    nn.Upsample then a 3x3 convolution at the higher resolution)."""
+    plain = build_network(ae.config)
+    plain.load_state_dict(ae.model.state_dict())
+    return plain.to(ae.device)
 
 
 def plain_rate(ae, data, device, steps, batch, memory_format=torch.contiguous_format, autocast=None, lr=2e-3,
@@ -119,7 +98,7 @@ def conv_throughput(args):
     images = torch.from_numpy(make_images(32, side, seed=1))
     data = images.movedim(-1, 1).contiguous()
     ae = Autoencoder.new(default_config("conv"), seed=0)
-    plain_net = textbook(ae.model)
+    plain_net = textbook(ae)
     fast = autocast_dtype("auto", device)
     node = dict(crop_size=side, flip=True)
     # The matmul peaks (figure 3) run in the same turns, so they see the same neighbours' load.

@@ -12,6 +12,7 @@ import torch
 from .config import validate_config
 from .losses import loss_label
 from .networks import build_network
+from .speedups import accelerate
 
 
 @dataclass
@@ -29,7 +30,7 @@ class TrainState:
 class Autoencoder:
     def __init__(self, config, model=None, state=None, model_id=None, name=""):
         self.config = validate_config(config)
-        self.model = model if model is not None else build_network(self.config)
+        self.model = accelerate(model if model is not None else build_network(self.config))
         self.model.eval()
         self.state = state or TrainState()
         # Identifies a model's lineage (kept through training and saving) so that Decode can

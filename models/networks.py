@@ -3,20 +3,19 @@
 ``DenseAutoencoder`` is the seed's MLP (784-64-32-16 for MNIST) generalised to any size and
 channel count; ``ConvAutoencoder`` is a TAESD-style fully convolutional autoencoder (residual 3x3
 blocks, no norm layers) that starts with a pixel-unshuffle and ends with a pixel-shuffle, so no
-convolution runs at full resolution, and whose upsampling convolutions run at the lower
-resolution (UpConv); ``ConvVAE`` adds a mean/log-variance head.
+convolution runs at full resolution; ``ConvVAE`` adds a mean/log-variance head. They are written
+plainly; speedups.py swaps in the fast modules (Autoencoder does, for every network it holds).
 
 Each class states the facts the rest of the pack asks of an architecture (class attributes and
 methods below); ``ARCHITECTURES`` at the end is the one registry of their config names.
 """
 import math
-from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import Chain, UpConv, blocks, conv3, reach
+from .layers import blocks, conv3, reach, upsample
 from .pca import principal_components
 
 
@@ -146,13 +145,11 @@ class ConvAutoencoder(AutoencoderNet):
         enc.append(conv3(c[-1], z * (2 if self.variational else 1)))
         dec = [conv3(z, c[-1]), nn.ReLU(), *blocks(c[-1], n)]
         for i in range(len(c) - 1, 0, -1):
-            dec += [None, UpConv(c[i], c[i - 1]), nn.ReLU(), *blocks(c[i - 1], n)]
+            dec += [upsample(), conv3(c[i], c[i - 1]), nn.ReLU(), *blocks(c[i - 1], n)]
         dec.append(conv3(c[0], cin))
         if stem == 2:
             dec.append(nn.PixelShuffle(2))
-        self.encoder = Chain(*enc)
-        # Numbered as in files from 0.1.0, which held a separate Upsample (no weights) before each UpConv.
-        self.decoder = Chain(OrderedDict((str(i), m) for i, m in enumerate(dec) if m is not None))
+        self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
         block = self.channels * self.downscale ** 2
         self.enc_linear, self.dec_linear = nn.Conv2d(block, z, 1), nn.Conv2d(z, block, 1)
         for last in (enc[-1], dec[-2] if stem == 2 else dec[-1]):

@@ -52,15 +52,17 @@ def test_the_bench_command_refuses_unknown_groups_and_devices(capsys):
 def test_figure_1s_textbook_baseline_is_the_same_function_written_plainly():
     import torch
     import train_figures
-    from autoencoder_atelier.models.layers import Block, Chain, UpConv
+    from autoencoder_atelier.models.layers import Block
+    from autoencoder_atelier.models.speedups import FastBlock, FastChain, UpConv
     from helpers import tiny_ae
-    net = tiny_ae("conv", downscale=4, blocks=1).model
+    ae = tiny_ae("conv", downscale=4, blocks=1)
+    net = ae.model
     with torch.no_grad():   # make the conv pyramid contribute (a fresh model starts it at zero)
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    plain = train_figures.textbook(net)
+    plain = train_figures.textbook(ae)
     kinds = {type(m) for m in plain.modules()}
-    assert not kinds & {Block, Chain, UpConv} and train_figures.TextbookBlock in kinds
+    assert not kinds & {FastBlock, FastChain, UpConv} and Block in kinds
     x = torch.rand(2, 3, 32, 32)
     a, _ = net.training_forward(x)
     b, _ = plain.training_forward(x)

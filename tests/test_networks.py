@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from autoencoder_atelier.models.autoencoder import Autoencoder
-from autoencoder_atelier.models.layers import UpConv
 from autoencoder_atelier.models.networks import ConvAutoencoder, DenseAutoencoder, build_network
+from autoencoder_atelier.models.speedups import UpConv
 
 from helpers import model_digest, tiny_ae, tiny_config
 
