@@ -114,14 +114,6 @@ def test_comfy_cli_parses_the_pyproject_without_warnings(capsys):
     assert config.tool_comfy.publisher_id and config.tool_comfy.display_name and config.tool_comfy.icon
 
 
-def test_registry_security_check_finds_nothing():
-    """What `comfy node validate` runs before publishing: ruff with exec/eval and one-line-statement rules."""
-    pytest.importorskip("ruff", reason="pip install ruff (comfy-cli brings it)")
-    r = subprocess.run([sys.executable, "-m", "ruff", "check", ".", "-q", "--select", "S102,S307,E702",
-                        "--no-cache"], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0 and not r.stdout, r.stdout + r.stderr
-
-
 # -- node search ---------------------------------------------------------------------------------------
 
 def searchable(node_id):
