@@ -183,7 +183,7 @@ class ConvAutoencoder(AutoencoderNet):
         if rows.shape[0] > max_rows:
             rows = rows[torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))[:max_rows]]
         mean, components, _ = principal_components(rows, self.latent_channels)
-        basis = torch.zeros(self.latent_channels, rows.shape[1], dtype=torch.float64)
+        basis = rows.new_zeros(self.latent_channels, rows.shape[1], dtype=torch.float64)
         basis[:len(components)] = components   # more latent channels than block values: the rest stay zero
         basis, mean = basis.float(), mean.float()
         self.enc_linear.weight.copy_(basis[:, :, None, None])
