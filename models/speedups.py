@@ -8,7 +8,10 @@ faster ones computing the same function with the same parameters:
   with an interleave whose backward does not clone the gradient four times.
 
 ``accelerate`` applies them; ``Autoencoder`` applies it to every network it holds, so training and
-inference both run them. Only classes change (parameters, buffers and their names stay), so files,
+inference both run them. Off the CPU each swapped module runs the plain ops instead (``on_cpu``): on an
+H200 the fast modules trained this model 1.7x slower than the plain ones (708 vs 1180 images/s,
+256x256, batch 8), the GPU's convolutions being fast and its launches the cost.
+Only classes change (parameters, buffers and their names stay), so files,
 optimizer state and the reach tiling computes are the same either way.
 """
 import torch
@@ -19,8 +22,15 @@ from .fused import conv_relu
 from .layers import Block
 
 
+def on_cpu(x):
+    """Whether the speed-ups apply to this input (they are CPU speed-ups; elsewhere the plain ops run)."""
+    return x.device.type == "cpu"
+
+
 class FastBlock(Block):
     def forward(self, x):
+        if not on_cpu(x):
+            return super().forward(x)
         a, _, b, _, c = self.conv
         h = conv_relu(conv_relu(x, a.weight, a.bias), b.weight, b.bias)
         return conv_relu(h, c.weight, c.bias, residual=x)
@@ -30,6 +40,8 @@ class FastChain(nn.Sequential):
     """nn.Sequential that hands each convolution followed by a ReLU to ``conv_relu``."""
 
     def forward(self, x):
+        if not on_cpu(x):
+            return super().forward(x)
         mods = list(self)
         i = 0
         while i < len(mods):
@@ -65,6 +77,9 @@ class UpConv(nn.Conv2d):
         return scale + (self.kernel_size[0] // 2) * scale / 2, scale / 2
 
     def forward(self, x, relu=False):
+        if not on_cpu(x):   # the textbook pair: upsample (its place in the chain is an Identity now), conv
+            y = super().forward(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+            return y.relu_() if relu else y
         o = self.out_channels
         taps = self.weight.new_tensor(_PHASE_TAPS)
         k = torch.einsum("apy,oiyx,bqx->aboipq", taps, self.weight, taps).reshape(4 * o, -1, 2, 2)

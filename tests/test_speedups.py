@@ -46,3 +46,19 @@ def test_accelerate_keeps_names_and_reach_and_is_idempotent():
     assert fast.context_cells() == plain.context_cells()
     kinds = [type(m) for m in fast.modules()]
     assert speedups.accelerate(fast) is fast and [type(m) for m in fast.modules()] == kinds
+
+
+def test_off_the_cpu_the_swapped_modules_run_the_plain_ops(monkeypatch):
+    """What a GPU runs (the plain ops inside the swapped classes) is the same function, gradients included."""
+    plain, fast = pair(downscale=8, blocks=2)
+    monkeypatch.setattr(speedups, "on_cpu", lambda x: False)
+    calls = []
+    monkeypatch.setattr(speedups, "conv_relu", lambda *a, **k: calls.append(1))   # must not be reached
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    ya, _ = plain.training_forward(x)
+    yb, _ = fast.training_forward(x)
+    assert not calls and (ya - yb).abs().max() < 1e-5 and ya.std() > 0.01
+    ya.square().mean().backward()
+    yb.square().mean().backward()
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5, rtol=1e-4), name
