@@ -32,13 +32,17 @@ def _to_tensor(img):
 
 
 def _log_ticks(lo, hi):
-    """Round values between 10**lo and 10**hi for a log axis: decades, else 1-2-5, else every digit; at least 3."""
-    for mantissas in ((1,), (1, 2, 5), range(1, 10)):
+    """Round values between 10**lo and 10**hi for a log axis: decades, else 1-2-5 in each decade, if that gives 3
+    or more; else (a narrow range) evenly spaced round values, 3 to 8 of them."""
+    for mantissas in ((1,), (1, 2, 5)):
         ticks = [m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in mantissas]
         ticks = [t for t in ticks if lo <= math.log10(t) <= hi]
         if len(ticks) >= 3:
             return ticks
-    return [10 ** (lo + (hi - lo) * i / 4) for i in range(5)]   # a range narrower than one digit
+    a, b = 10.0 ** lo, 10.0 ** hi
+    unit = 10.0 ** math.floor(math.log10((b - a) / 4))
+    step = next(m * unit for m in (1, 2, 5, 10) if (b - a) / (m * unit) <= 8)
+    return [k * step for k in range(math.ceil(a / step), math.floor(b / step) + 1)]
 
 
 def _step_ticks(n):

@@ -9,10 +9,14 @@ from autoencoder_atelier.models.train import TrainSettings, train
 from helpers import procedural, tiny_ae
 
 
-@pytest.mark.parametrize("lo, hi", [(0.0017, 0.05), (0.0036, 0.0043), (0.004, 0.00401), (1e-5, 1.0)])
-def test_the_log_axis_has_at_least_three_distinct_labels_inside_the_range(lo, hi):
-    ticks = _log_ticks(np.log10(lo), np.log10(hi))
-    assert len(ticks) >= 3 and all(lo * 0.999 <= t <= hi * 1.001 for t in ticks)
+@pytest.mark.parametrize("lo, hi", [(0.0017, 0.05), (0.0036, 0.0043), (0.004, 0.00401), (1e-5, 1.0),
+                                    (0.00078, 0.00135), (0.5, 4.9)])
+def test_the_log_axis_has_at_least_three_labels_inside_the_range_and_none_far_apart(lo, hi):
+    ticks = sorted(_log_ticks(np.log10(lo), np.log10(hi)))
+    assert 3 <= len(ticks) <= 10 and all(lo * 0.999 <= t <= hi * 1.001 for t in ticks)
+    # no half of the axis without a label (a 0.0008-0.00135 range once had none above 0.001)
+    mid = (np.log10(lo) + np.log10(hi)) / 2
+    assert np.log10(ticks[0]) < mid < np.log10(ticks[-1])
 
 
 @pytest.mark.parametrize("n", [2, 7, 60, 600, 12345, 1_000_000])
