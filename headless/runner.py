@@ -81,6 +81,12 @@ def _check_value(where, name, spec, value):
     return value
 
 
+def validated_by_node(cls):
+    """Inputs the node's VALIDATE_INPUTS names: ComfyUI skips their dropdown check and leaves them to it."""
+    fn = getattr(cls, "VALIDATE_INPUTS", None)
+    return set(inspect.getfullargspec(fn).args) if fn is not None else set()
+
+
 def plan(prompt):
     """Validated execution order of the nodes that output nodes depend on."""
     check_prompt(prompt)
@@ -122,11 +128,14 @@ def plan(prompt):
         for name in spec.get("required", {}):
             if name not in node["inputs"]:
                 raise WorkflowError(f"{where}: required input '{name}' is not connected or set")
+        own = validated_by_node(cls)
         for section in ("required", "optional"):
             for name, s in spec.get(section, {}).items():
                 value = node["inputs"].get(name)
                 if value is not None and is_widget(s) and not is_link(value):
-                    node["inputs"][name] = _check_value(where, name, s, value)
+                    # As ComfyUI: an input the node's VALIDATE_INPUTS takes is checked there, not by the dropdown
+                    # (typed folder names, which headless runs accept anywhere).
+                    node["inputs"][name] = value if name in own else _check_value(where, name, s, value)
         _validate_inputs(where, cls, node["inputs"])
     return order
 

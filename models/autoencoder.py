@@ -54,6 +54,21 @@ class Autoencoder:
         return Autoencoder(self.config, copy.deepcopy(self.model), copy.deepcopy(self.state),
                            self.model_id, self.name)
 
+    def on(self, device):
+        """This model to compute with on ``device``: itself when it is there, else a copy of its network there
+        (state and identity shared, read-only). The shared model is never moved, so a cached AUTOENCODER does
+        not stay in GPU memory behind ComfyUI's back."""
+        device = torch.device(device)
+        if self.device.type == device.type and (device.index is None or self.device == device):
+            return self
+        moved = Autoencoder(self.config, copy.deepcopy(self.model).to(device), self.state, self.model_id, self.name)
+        moved.origin = self.origin
+        return moved
+
+    def nbytes(self):
+        """Bytes of the network's weights and buffers."""
+        return sum(t.numel() * t.element_size() for t in (*self.model.parameters(), *self.model.buffers()))
+
     @property
     def device(self):
         return next(self.model.parameters()).device

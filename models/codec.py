@@ -64,13 +64,19 @@ def latent_of(ae, z, size=None):
     return formats.make_latent(z, ae.model_id, ae.config["architecture"], size)
 
 
+def memory_needed(ae):
+    """Device bytes an encode or decode needs: the weights and one pass's activations (tiling keeps those
+    under its budget, inputs and outputs stay on the CPU)."""
+    return ae.nbytes() + tiling.MEMORY_BUDGET
+
+
 @torch.no_grad()
 def encode(ae, images, fit="pad", device="cpu", progress=None):
     """IMAGE -> LATENT dict (samples on the CPU, like ComfyUI's own latents); ``progress(done, total)`` per
     pass or tile."""
     h, w = images.shape[1:3] if isinstance(images, torch.Tensor) and images.ndim == 4 else (0, 0)
     x = prepare_images(ae, images, fit)
-    z = tiling.encode(ae.model.to(device), x, device, inference_dtype(ae.config, device), progress=progress)
+    z = tiling.encode(ae.on(device).model, x, device, inference_dtype(ae.config, device), progress=progress)
     return latent_of(ae, z, (h, w) if fit == "pad" and tuple(x.shape[-2:]) != (h, w) else None)
 
 
@@ -107,7 +113,7 @@ def decoded_bytes(ae, z):
 def decode(ae, latent, device="cpu", progress=None):
     """LATENT -> IMAGE [B,H,W,3] on the CPU, with encode-time padding removed; ``progress`` as for encode."""
     z = check_latent(ae, latent)
-    y = tiling.decode(ae.model.to(device), z, device, inference_dtype(ae.config, device), progress=progress)
+    y = tiling.decode(ae.on(device).model, z, device, inference_dtype(ae.config, device), progress=progress)
     size = formats.latent_labels(latent)[2]
     if size and not ae.model.fixed_size:
         f = ae.model.downscale

@@ -27,6 +27,7 @@ def restore(ae, images, mask=None, passes=2, device="cpu", progress=None):
     """IMAGE [B,H,W,C] -> restored IMAGE [B,H,W,3]; known pixels are kept exactly where a mask is given.
     ``progress(done, total)`` fills once over all encodes and decodes."""
     x = formats.image_to_bchw(images, "clean", codec.CodecError).movedim(1, -1)
+    ae = ae.on(device)   # one copy on the device for all passes
     m = pixel_mask(mask, x) if mask is not None else None
     whole = m.flatten(1).amax(1) == 0 if m is not None else torch.ones(len(x), dtype=torch.bool)
     passes = max(1, int(passes))

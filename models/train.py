@@ -2,7 +2,8 @@
 
 The input Autoencoder is never touched: the trainer works on a clone inside
 ``torch.inference_mode(False)`` (ComfyUI runs every prompt in inference mode) and
-returns it. Batches are drawn from in-memory images with random crops and flips,
+returns it. Batches are drawn from in-memory images (an IMAGE) or a lazily read folder (models/dataset.py)
+with random crops and flips,
 seeded by (seed, global step) so a resumed run draws exactly what an unbroken one would.
 The trainer also makes the live previews and the final reconstructions, and turns running out
 of memory into a TrainingError that says which batch size fits.
@@ -19,6 +20,7 @@ import torch
 from . import formats, interrupt, memory
 from .corruption import CORRUPTIONS, corrupt
 from .errors import AtelierError
+from .dataset import WorkFolder
 from .latent_stats import latent_statistics
 from .losses import LOSSES, last_loss, psnr, reconstruction_loss
 from .networks import build_network
@@ -58,7 +60,7 @@ class TrainSettings:
     learning_rate: float = 2e-3
     seed: int = 0
     loss: str = "mse"
-    crop_size: int = 128      # random square crops of this side (Trainer._crop_size); 0: whole images
+    crop_size: int = 128      # random square crops of this side (crop_of); 0: whole images
     kl_weight: float = 0.01   # variational models only: pull of the latents toward N(0, 1)
     warmup: int = 50          # only when training starts from step 0
     flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
@@ -100,6 +102,45 @@ def adamw(params, lr):
         return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
 
 
+def crop_of(net, crop_size, h, w):
+    """The training crop (h, w) for images of h x w."""
+    if net.fixed_size:
+        side = net.image_size
+        if h < side or w < side:
+            raise TrainingError(f"this dense model needs {side}x{side} images but got {w}x{h}; set the "
+                                f"image loader's size to {side} or make a new model with image_size {h}")
+        return side, side
+    f = net.downscale
+    ch, cw = (min(crop_size, h), min(crop_size, w)) if crop_size > 0 else (h, w)
+    ch, cw = ch // f * f, cw // f * f
+    if ch == 0 or cw == 0:
+        raise TrainingError(f"images of {w}x{h} are smaller than the model's downscale of {f}; "
+                            "use larger images or a smaller downscale")
+    return ch, cw
+
+
+def data_crop(net, images, crop_size):
+    """The crop for an IMAGE batch or a dataset (whose works differ in size, so it needs a crop_size)."""
+    if isinstance(images, WorkFolder):
+        if crop_size <= 0 and not net.fixed_size:
+            raise TrainingError("a dataset's works differ in size, so training needs random crops: set crop_size "
+                                "(e.g. 256)")
+        side = net.image_size if net.fixed_size else crop_size
+        return crop_of(net, crop_size, side, side)
+    return crop_of(net, crop_size, *images.shape[1:3])
+
+
+def memory_needed(autoencoder, images, settings):
+    """Device bytes training needs: weights, gradients and AdamW's two moments, the IMAGE batch (a dataset's
+    works stay on the CPU), and a step's activations. Asked of ComfyUI before training (bridge.compute_device)."""
+    if not isinstance(images, WorkFolder) and not (isinstance(images, torch.Tensor) and images.ndim == 4):
+        return 0   # not images at all: the Trainer says what is wrong
+    ch, cw = data_crop(autoencoder.model, images, settings.crop_size)
+    resident = 0 if isinstance(images, WorkFolder) else images[..., :3].numel() * 4
+    step = step_bytes_per_image(autoencoder.config, (ch, cw)) * settings.batch_size
+    return int(4 * autoencoder.nbytes() + resident + step)
+
+
 class Trainer:
     def __init__(self, autoencoder, images, settings, device=None, free_memory=lambda: None):
         """``free_memory`` hands cached GPU memory back after running out of it (the caller knows how)."""
@@ -114,10 +155,12 @@ class Trainer:
         self.settings = s
         self.device = torch.device(device or "cpu")
         self.free_memory = free_memory
-        kind = None
+        self.dataset = images if isinstance(images, WorkFolder) else None
+        self.data, kind = None, None
         try:
             with torch.inference_mode(False):   # a copy autograd can use (ComfyUI runs prompts in inference mode)
-                self.data = formats.image_to_bchw(images, "refuse", TrainingError).to(self.device)
+                if self.dataset is None:
+                    self.data = formats.image_to_bchw(images, "refuse", TrainingError).to(self.device)
         except (OUT_OF_MEMORY, RuntimeError, MemoryError) as e:
             kind = out_of_memory(e)
             if not kind:
@@ -126,9 +169,9 @@ class Trainer:
             free_memory()
             raise TrainingError(f"ran out of {kind} putting the training images on the "
                                 f"{'GPU' if kind == 'GPU memory' else 'device'}; load fewer or smaller images "
-                                "(Load Image Folder's count and size)")
+                                "(Load Image Folder's count and size), or use Load Dataset Folder")
         interrupt.check()   # Cancel between every set-up phase: each can take seconds on a busy machine
-        self.crop = self._crop_size(autoencoder.model, *self.data.shape[-2:])
+        self.crop = data_crop(autoencoder.model, images, s.crop_size)
         per_image = step_bytes_per_image(autoencoder.config, self.crop)
         try:
             memory.check("batch_size", s.batch_size, lambda b: b * per_image, advice="lower crop_size",
@@ -155,7 +198,8 @@ class Trainer:
             self.net = self.ae.model.to(self.device, memory_format=self.memory_format)
             self.net.train()
             # Once, not every batch: the images in the model's own channels (luma for grayscale models).
-            self.data = self.net.to_model_channels(self.data)
+            if self.dataset is None:
+                self.data = self.net.to_model_channels(self.data)
             self.opt = adamw(self.net.parameters(), s.learning_rate)
             self._restore_optimizer(self.ae.state.optimizer)
         self.scaler = self._grad_scaler() if self.autocast == torch.float16 else None
@@ -171,21 +215,6 @@ class Trainer:
             interrupt.check()
 
     # -- setup -------------------------------------------------------------------------
-    def _crop_size(self, net, h, w):
-        if net.fixed_size:
-            side = net.image_size
-            if h < side or w < side:
-                raise TrainingError(f"this dense model needs {side}x{side} images but got {w}x{h}; set the "
-                                    f"image loader's size to {side} or make a new model with image_size {h}")
-            return side, side
-        f, c = net.downscale, self.settings.crop_size
-        ch, cw = (min(c, h), min(c, w)) if c > 0 else (h, w)
-        ch, cw = ch // f * f, cw // f * f
-        if ch == 0 or cw == 0:
-            raise TrainingError(f"images of {w}x{h} are smaller than the model's downscale of {f}; "
-                                "use larger images or a smaller downscale")
-        return ch, cw
-
     def _restore_optimizer(self, saved):
         if not saved:
             return
@@ -225,20 +254,28 @@ class Trainer:
     def batch(self, step):
         """The training batch for a global step: deterministic in (seed, step)."""
         g = self._generator(step)
-        n, b = self.data.shape[0], self.settings.batch_size
+        b = self.settings.batch_size
+        if self.dataset is not None:
+            x = self.dataset.crops(self.settings.seed, step, b, self.crop, g).to(self.device)
+            x = self._flip(self.net.to_model_channels(x), b, g)
+            return x.contiguous(memory_format=self.memory_format), g
+        n = self.data.shape[0]
         idx = torch.randint(n, (b,), generator=g)
         (h, w), (ch, cw) = self.data.shape[-2:], self.crop
         top = torch.randint(h - ch + 1, (b,), generator=g)
         left = torch.randint(w - cw + 1, (b,), generator=g)
-        flip = torch.rand(b, generator=g) < (0.5 if self.settings.flip else 0.0)
         if (ch, cw) == (h, w):  # whole images (dense models): one gather instead of a slice per image
             x = self.data.index_select(0, idx.to(self.device))
         else:
             x = torch.stack([self.data[i, :, t:t + ch, l:l + cw]
                              for i, t, l in zip(idx.tolist(), top.tolist(), left.tolist())])
+        return self._flip(x, b, g).contiguous(memory_format=self.memory_format), g
+
+    def _flip(self, x, b, g):
+        flip = torch.rand(b, generator=g) < (0.5 if self.settings.flip else 0.0)
         if self.settings.flip:
             x = torch.where(flip.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
-        return x.contiguous(memory_format=self.memory_format), g
+        return x
 
     def learning_rate(self, i):
         """Linear warmup (fresh models only), then cosine decay to 10% over this run."""
@@ -400,8 +437,9 @@ class Trainer:
         quality = psnr(recon, sample)
         self.reconstructions = _pictures(sample), _pictures(recon)
         st.summary.update({
-            "steps": st.step, "data_size": int(self.data.shape[0]),
-            "image_size": list(self.data.shape[-2:]), "crop": list(self.crop), "loss": self.settings.loss,
+            "steps": st.step, "data_size": len(self.dataset) if self.dataset else int(self.data.shape[0]),
+            "image_size": list(self.crop if self.dataset else self.data.shape[-2:]), "crop": list(self.crop),
+            "loss": self.settings.loss,
             "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
             "precision": NAMES[self.autocast],
             "corruption": self.settings.corruption,
@@ -409,11 +447,17 @@ class Trainer:
         })
         if st.loss_history:
             st.summary["final_loss"] = last_loss(st.loss_history)
-        st.latent_stats = latent_statistics(self.net, self.data, self.crop)
+        st.latent_stats = latent_statistics(self.net, self.data if self.dataset is None else self.sample_images(64),
+                                            self.crop)
+        if self.dataset is not None:
+            self.dataset.release()
         return self.ae
 
     def sample_images(self, n=8):
         """A fixed set of centre crops used for previews and the reconstructions."""
+        if self.dataset is not None:
+            crops = self.dataset.centre_crops(self.settings.seed, n, self.crop)
+            return self.net.to_model_channels(crops.to(self.device))
         (h, w), (ch, cw) = self.data.shape[-2:], self.crop
         t, l = (h - ch) // 2, (w - cw) // 2
         return self.data[:n, :, t:t + ch, l:l + cw]

@@ -6,7 +6,7 @@ ComfyUI's mappings and the search-alias route are built from that list.
 from . import bridge
 from .base import user_errors
 from .explore_nodes import AtelierLatentDirections, AtelierLatentEdit, AtelierVisualizeLatent
-from .image_nodes import AtelierImageGrid, AtelierLoadImageFolder
+from .image_nodes import AtelierImageGrid, AtelierLoadDataset, AtelierLoadImageFolder
 from .latent_nodes import (AtelierDecode, AtelierEncode, AtelierLatentCollage, AtelierLatentMix, AtelierLatentStyleMix,
                            AtelierLatentWalk, AtelierSampleLatent)
 from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder, model_card
@@ -14,7 +14,7 @@ from .restore_node import AtelierRestore
 from .train_node import AtelierTrainAutoencoder
 
 NODES = [
-    AtelierNewAutoencoder, AtelierLoadAutoencoder, AtelierSaveAutoencoder, AtelierLoadImageFolder,
+    AtelierNewAutoencoder, AtelierLoadAutoencoder, AtelierSaveAutoencoder, AtelierLoadImageFolder, AtelierLoadDataset,
     AtelierTrainAutoencoder, AtelierEncode, AtelierDecode, AtelierLatentMix, AtelierLatentWalk,
     AtelierLatentStyleMix, AtelierLatentCollage, AtelierSampleLatent, AtelierLatentDirections, AtelierLatentEdit,
     AtelierVisualizeLatent, AtelierImageGrid, AtelierRestore,

@@ -25,6 +25,8 @@ except ImportError:
     IN_COMFYUI = False
 
 MODEL_FOLDER = "autoencoders"
+# The extra_model_paths.yaml key under which users register image folders outside ComfyUI's input folder.
+DATASET_FOLDER = "atelier_datasets"
 MODEL_EXTENSIONS = {".safetensors"}
 _overrides = {}
 
@@ -119,11 +121,58 @@ def input_dir():
     return _fp.get_input_directory() if IN_COMFYUI else _headless_dir("input", "ATELIER_INPUT_DIR", "input")
 
 
+def _registered_folders():
+    if not IN_COMFYUI or DATASET_FOLDER not in _fp.folder_names_and_paths:
+        return []
+    return [os.path.abspath(p) for p in _fp.get_folder_paths(DATASET_FOLDER)]
+
+
+def image_folder_choices():
+    """The folder dropdown of the image-folder nodes: the input folder's subfolders (as ComfyUI's own dataset
+    nodes list them), then the folders registered under DATASET_FOLDER."""
+    root = input_dir()
+    subs = []
+    for folder, dirs, _ in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if folder != root:
+            subs.append(os.path.relpath(folder, root).replace(os.sep, "/"))
+    return subs + _registered_folders()
+
+
+def image_folder(name):
+    """The absolute folder a folder input names; relative names are inside the input folder. Inside ComfyUI only
+    the input folder and registered folders may be read: on a shared server anyone who can queue a prompt could
+    otherwise read, and see previewed, any image folder on the machine. Headless runs read any folder."""
+    folder = os.path.expanduser((name or "").strip().strip('"'))
+    path = os.path.abspath(folder if os.path.isabs(folder) else os.path.join(input_dir(), folder))
+    if IN_COMFYUI:
+        real = os.path.realpath(path)
+        roots = [os.path.realpath(r) for r in [input_dir(), *_registered_folders()]]
+        if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+            raise ValueError(f"{name!r} is outside ComfyUI's input folder ({input_dir()}). Put the images in a "
+                             f"folder there, or register the folder in ComfyUI's extra_model_paths.yaml and restart "
+                             f"ComfyUI:\n  my_art:\n    {DATASET_FOLDER}: {path}")
+    return path
+
+
 def torch_device():
     """ComfyUI's compute device when present (honours --cpu), else CUDA if available."""
     if IN_COMFYUI:
         return _mm.get_torch_device()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def compute_device(nbytes):
+    """The device for a piece of work that needs ``nbytes`` there. Inside ComfyUI its model management is asked
+    for the room first, as its own nodes do: it unloads or offloads other models (a checkpoint, a VAE) until
+    that much is free, keeping its usual reserve. Our models are not registered with it: they stay on the CPU
+    (its offload device) between uses and reach the GPU only as a copy for the work (Autoencoder.on).
+    Headless runs own the device: nothing to ask."""
+    device = torch_device()
+    if IN_COMFYUI:
+        _mm.free_memory(int(nbytes) + _mm.extra_reserved_memory(), device)
+        log.debug("asked ComfyUI for %.0f MiB on %s", nbytes / 2 ** 20, device)
+    return device
 
 
 def free_memory():

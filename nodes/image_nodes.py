@@ -5,18 +5,41 @@ import os
 import torch
 
 from ..models import memory
+from ..models.dataset import WorkFolder
 from ..models.formats import image_to_bchw
-from ..models.imagefolder import MODES, ImageFolderError, list_images, load_folder
+from ..models.imagefolder import MODES, list_images, load_folder
 from ..models.plots import grid_shape, image_grid
 from . import bridge
 from .base import AtelierNode
-from .schema import COMBO, INT, LINK, SEED, STRING
+from .schema import COMBO, DATASET, INT, LINK, SEED
 
 
-def _folder(folder):
-    """Absolute folder, relative paths taken from ComfyUI's input folder."""
-    folder = os.path.expanduser((folder or "").strip().strip('"'))
-    return folder if os.path.isabs(folder) else os.path.join(bridge.input_dir(), folder)
+def FOLDER():
+    """The folder input: a dropdown of the input folder's subfolders and registered folders; a typed name (API,
+    headless, older workflows) still works, as VALIDATE_INPUTS takes over the dropdown's check."""
+    choices = bridge.image_folder_choices()
+    return (choices or [""], {"default": choices[0] if choices else "", "tooltip": (
+        "A folder of images (PNG, JPEG, WebP, TIFF...) inside ComfyUI's input folder. To read a folder elsewhere, "
+        f"register it in extra_model_paths.yaml under '{bridge.DATASET_FOLDER}' (see the README); headless runs "
+        "take any path.")})
+
+
+def check_folder(folder):
+    """VALIDATE_INPUTS for a folder input: a folder outside the allowed ones is refused before the prompt runs
+    (what is in it is read, and reported on, when the node runs)."""
+    try:
+        bridge.image_folder(folder)
+    except ValueError as e:
+        return str(e)
+    return True
+
+
+def folder_state(folder):
+    """IS_CHANGED for a folder input: reload when files are added, removed or replaced."""
+    try:
+        return str([(p, os.path.getmtime(p)) for p in list_images(bridge.image_folder(folder))])
+    except (OSError, ValueError):
+        return folder
 
 
 class AtelierLoadImageFolder(AtelierNode):
@@ -32,26 +55,59 @@ class AtelierLoadImageFolder(AtelierNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "folder": STRING("", "Path to a folder of images (PNG, JPEG, WebP, TIFF...). Relative paths are "
-                             "inside ComfyUI's input folder; empty = the input folder itself."),
+            "folder": FOLDER(),
             "size": INT(256, 8, 4096, "Side of the square images produced, in pixels.", step=8),
             "mode": COMBO(list(MODES), "resize: squash each image to a square. center-crop: keep proportions, "
                           "cut the sides. random-crops: cut 'count' random squares at full resolution "
                           "(good for training on a few large paintings).", default="center-crop"),
             "count": INT(0, 0, 100000, "How many images to load (0 = all); for random-crops, how many crops."),
         }, "optional": {
-            "seed": SEED("Seed for where random crops fall (random-crops mode)."),
+            "seed": SEED("Seed for where random crops fall (random-crops mode).", advanced=True),
         }}
 
     @classmethod
+    def VALIDATE_INPUTS(cls, folder):
+        return check_folder(folder)
+
+    @classmethod
     def IS_CHANGED(cls, folder, size, mode, count, seed=0):
-        try:  # reload when files are added, removed or replaced
-            return str([(p, os.path.getmtime(p)) for p in list_images(_folder(folder))])
-        except (OSError, ImageFolderError):
-            return folder
+        return folder_state(folder)
 
     def load(self, folder, size, mode, count, seed=0):
-        return (load_folder(_folder(folder), size, mode, count, seed),)
+        return (load_folder(bridge.image_folder(folder), size, mode, count, seed),)
+
+
+class AtelierLoadDataset(AtelierNode):
+    DISPLAY_NAME = "Load Dataset Folder (Atelier)"
+    SEARCH_ALIASES = ["training data", "train", "dataset", "large collection", "full resolution", "crops", "lazy"]
+    DESCRIPTION = ("A folder of artworks for training on random crops at full resolution, however many works and "
+                   "whatever their sizes: only a few are held in memory at a time, read as training goes (Load "
+                   "Image Folder instead loads every image into one batch). Connect it to Train Autoencoder's "
+                   "dataset input.")
+    RETURN_TYPES = (DATASET,)
+    RETURN_NAMES = ("dataset",)
+    OUTPUT_TOOLTIPS = ("The works, read lazily during training (set Train Autoencoder's crop_size).",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "folder": FOLDER(),
+            "max_side": INT(2048, 0, 16384, "Works whose longer side is larger are scaled down to it when read "
+                            "(0 = full size). Crops are cut from the scaled work.", step=8, advanced=True),
+            "count": INT(0, 0, 1_000_000, "How many works to use, in file-name order (0 = all).", advanced=True),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, folder):
+        return check_folder(folder)
+
+    @classmethod
+    def IS_CHANGED(cls, folder, max_side, count):
+        return folder_state(folder)
+
+    def load(self, folder, max_side, count):
+        return (WorkFolder(bridge.image_folder(folder), max_side, count),)
 
 
 class AtelierImageGrid(AtelierNode):

@@ -38,12 +38,13 @@ class AtelierEncode(AtelierNode):
         }, "optional": {
             "fit": COMBO(list(codec.FITS), "When the size is not a multiple of the model's downscale: pad "
                          "(mirror the edges, removed again on decode), crop the edges, resize slightly, or stop "
-                         "with an error. Dense models need resize for images of another size."),
+                         "with an error. Dense models need resize for images of another size.", advanced=True),
         }}
 
     def encode(self, autoencoder, images, fit="pad"):
+        device = bridge.compute_device(codec.memory_needed(autoencoder))
         progress = bridge.progress_bar(1).update_absolute   # per pass or tile: large paintings take a while
-        return (codec.encode(autoencoder, images, fit, bridge.torch_device(), progress),)
+        return (codec.encode(autoencoder, images, fit, device, progress),)
 
 
 class AtelierDecode(AtelierNode):
@@ -71,8 +72,9 @@ class AtelierDecode(AtelierNode):
         memory.check("the latent's batch size", z.shape[0],
                      lambda b: codec.decoded_bytes(autoencoder, z[:1]) * b + tiling.MEMORY_BUDGET,
                      advice="decode smaller latents (a smaller size or fewer frames upstream)")
+        device = bridge.compute_device(codec.memory_needed(autoencoder))
         progress = bridge.progress_bar(1).update_absolute
-        return (codec.decode(autoencoder, latent, bridge.torch_device(), progress),)
+        return (codec.decode(autoencoder, latent, device, progress),)
 
 
 class AtelierLatentMix(AtelierNode):

@@ -40,7 +40,7 @@ class AtelierNewAutoencoder(AtelierNode):
                               "Conv models ignore it and accept any size."),
             "seed": SEED("Seed for the initial random weights; the same seed gives the same starting model."),
         }, "optional": {
-            "blocks": INT(1, 0, 8, "Residual blocks per scale (conv models). More = deeper and slower."),
+            "blocks": INT(1, 0, 8, "Residual blocks per scale (conv models). More = deeper and slower.", advanced=True),
             "color": COMBO(["rgb", "grayscale"], "Whether the model sees colour or only brightness."),
         }}
 
@@ -84,6 +84,7 @@ class AtelierLoadAutoencoder(AtelierNode):
                    "ready to encode, decode or train further. Only safetensors files are read, never pickles.")
     RETURN_TYPES = (AUTOENCODER, "STRING")
     RETURN_NAMES = ("autoencoder", "info")
+    HAS_INTERMEDIATE_OUTPUT = True   # newer servers resend the card it shows when the result comes from the cache
     OUTPUT_TOOLTIPS = ("The loaded autoencoder, with its training state so further training resumes.",
                        "A short description of the model: architecture, compression, training so far.")
     FUNCTION = "load"

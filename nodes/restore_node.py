@@ -1,4 +1,5 @@
 """Restore a damaged picture with a model trained to undo that damage."""
+from ..models import codec
 from ..models.restore import restore
 from . import bridge
 from .base import AtelierNode
@@ -31,5 +32,6 @@ class AtelierRestore(AtelierNode):
         }}
 
     def restore(self, autoencoder, images, passes, mask=None):
-        return (restore(autoencoder, images, mask, int(passes), bridge.torch_device(),
+        device = bridge.compute_device(codec.memory_needed(autoencoder))
+        return (restore(autoencoder, images, mask, int(passes), device,
                         bridge.progress_bar(1).update_absolute),)

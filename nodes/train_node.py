@@ -7,10 +7,11 @@ from ..models.formats import image_to_pil
 from ..models.losses import LOSSES
 from ..models.plots import image_grid, loss_curve
 from ..models.precision import PRECISIONS
-from ..models.train import Trainer, TrainSettings
+from ..models.errors import AtelierError
+from ..models.train import Trainer, TrainSettings, memory_needed
 from . import bridge
 from .base import AtelierNode
-from .schema import AUTOENCODER, COMBO, FLOAT, INT, LINK, SEED
+from .schema import AUTOENCODER, COMBO, DATASET, FLOAT, INT, LINK, SEED
 
 D = TrainSettings()   # the one source of the widgets' and the function's defaults
 
@@ -39,7 +40,6 @@ class AtelierTrainAutoencoder(AtelierNode):
     def INPUT_TYPES(cls):
         return {"required": {
             "autoencoder": LINK(AUTOENCODER, "The autoencoder to train (new or loaded)."),
-            "images": LINK("IMAGE", "Training images, e.g. from Load Image Folder."),
             "steps": INT(D.steps, 0, 1_000_000, "Training steps. A few hundred shows results; thousands get "
                          "sharp."),
             "batch_size": INT(D.batch_size, 1, 4096, "Images per step, or crops per step when crop_size is set. "
@@ -51,6 +51,9 @@ class AtelierTrainAutoencoder(AtelierNode):
             "loss": COMBO(list(LOSSES), "mse: the classic (best PSNR). l1: a little sharper. mse+ssim: also "
                           "rewards matching local structure.", default=D.loss),
         }, "optional": {
+            "images": LINK("IMAGE", "Training images, e.g. from Load Image Folder (or connect a dataset)."),
+            "dataset": LINK(DATASET, "A large collection read lazily during training, from Load Dataset Folder; "
+                            "used instead of images when connected (needs crop_size)."),
             "crop_size": INT(D.crop_size, 0, 4096, "Train on random square crops of this size (0 = whole images; "
                              "images this size or smaller are used whole). Crops are faster, and their random "
                              "placement keeps the model from memorising your images, so it works better on new ones.",
@@ -60,7 +63,7 @@ class AtelierTrainAutoencoder(AtelierNode):
             "kl_weight": FLOAT(D.kl_weight, 0.0, 1.0, "conv-vae only: how strongly latents are pulled toward "
                                "random noise. Higher = better images from random latents (Sample Latent), blurrier "
                                "reconstructions; 0.0001 is nearly a plain autoencoder.",
-                               step=0.0001, round=0.00001),
+                               step=0.0001, round=0.00001, advanced=True),
             "corruption": COMBO(list(CORRUPTIONS), "Restoration training: damage each training image this way "
                                 "(noise, grey holes, JPEG-like blocks, blur) and teach the model to paint back the "
                                 "clean one. Then repair damaged pictures with Restore Damaged Image.",
@@ -71,17 +74,22 @@ class AtelierTrainAutoencoder(AtelierNode):
                                "1.2x as fast, same quality), float16 on older NVIDIA GPUs (T4, RTX 20xx), else "
                                "float32. fp32 forces full precision; bf16 and "
                                "fp16 force those, which can be many times slower where the hardware only "
-                               "emulates them (fp16 on most processors).", default=D.precision),
+                               "emulates them (fp16 on most processors).", default=D.precision, advanced=True),
         }}
 
-    def train(self, autoencoder, images, steps, batch_size, learning_rate, seed, loss, crop_size=D.crop_size,
+    def train(self, autoencoder, steps, batch_size, learning_rate, seed, loss, images=None, dataset=None,
+              crop_size=D.crop_size,
               flip=D.flip, kl_weight=D.kl_weight, precision=D.precision, corruption=D.corruption,
               corruption_strength=D.corruption_strength):
         settings = TrainSettings(steps=int(steps), batch_size=int(batch_size), learning_rate=float(learning_rate),
                                  seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
                                  kl_weight=float(kl_weight), precision=precision, corruption=corruption,
                                  corruption_strength=float(corruption_strength))
-        trainer = Trainer(autoencoder, images, settings, bridge.torch_device(), bridge.free_memory)
+        source = dataset if dataset is not None else images
+        if source is None:
+            raise AtelierError("connect training images (Load Image Folder) or a dataset (Load Dataset Folder)")
+        device = bridge.compute_device(memory_needed(autoencoder, source, settings))
+        trainer = Trainer(autoencoder, source, settings, device, bridge.free_memory)
         pbar = bridge.progress_bar(max(1, settings.steps))
         log_every = max(1, settings.steps // 20)
 
@@ -96,4 +104,7 @@ class AtelierTrainAutoencoder(AtelierNode):
         ae = trainer.run(on_step)
         stopped = ae.state.summary.get("stopped_early")  # shown where the artist looks: on the curve
         title = stopped.split(";")[0] + ": lower the learning rate" if stopped else "training loss"
-        return (ae, loss_curve(ae.state.loss_history, title=title), comparison_grid(*trainer.reconstructions))
+        grid = comparison_grid(*trainer.reconstructions)
+        ae.model.cpu()   # the new model waits on ComfyUI's offload device, outside its GPU accounting
+        bridge.free_memory()
+        return (ae, loss_curve(ae.state.loss_history, title=title), grid)

@@ -22,11 +22,13 @@ from PIL import Image
 from autoencoder_atelier.models import codec, storage
 from autoencoder_atelier.models.autoencoder import Autoencoder, TrainState
 from autoencoder_atelier.models.config import DOWNSCALES, default_config
+from autoencoder_atelier.models.dataset import WorkFolder
 from autoencoder_atelier.models.imagefolder import IMAGE_EXTENSIONS
+from autoencoder_atelier.models.procedural import make_image as procedural_image
 from autoencoder_atelier.models.storage import ModelFileError
 from autoencoder_atelier.models.train import TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge
-from autoencoder_atelier.nodes.schema import AUTOENCODER
+from autoencoder_atelier.nodes.schema import AUTOENCODER, DATASET
 
 from helpers import deep_digest, model_digest, procedural, read_safetensors, tiny_ae, weights_equal
 
@@ -251,7 +253,8 @@ def models():
 # Widget ranges kept small where the declared range would make the case slow (not wrong).
 CAPS = {"steps": 2, "batch_size": 4, "frames": 12, "width": 64, "height": 64, "crop_size": 32, "passes": 3,
         "scale": 4, "columns": 6, "padding": 4, "max_directions": 6, "image_size": 16}
-FILE_NODES = {"AtelierLoadAutoencoder", "AtelierSaveAutoencoder", "AtelierLoadImageFolder"}  # fuzzed below
+FILE_NODES = {"AtelierLoadAutoencoder", "AtelierSaveAutoencoder", "AtelierLoadImageFolder",  # fuzzed below
+              "AtelierLoadDataset"}
 FUZZED_NODES = sorted(set(NODE_CLASS_MAPPINGS) - FILE_NODES)
 
 
@@ -267,9 +270,20 @@ def widget(draw, name, kind, opts):
     return opts.get("default", "")
 
 
-def link(draw, kind, models, ae):
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A lazy dataset of works of different sizes and aspect ratios."""
+    folder = tmp_path_factory.mktemp("works")
+    for i, (w, h) in enumerate([(40, 24), (16, 70), (33, 33)]):
+        procedural_image(i, max(w, h)).resize((w, h)).save(folder / f"{i}.png")
+    return WorkFolder(str(folder))
+
+
+def link(draw, kind, models, ae, dataset=None):
     if kind == AUTOENCODER:
         return ae
+    if kind == DATASET:
+        return dataset
     if kind == "IMAGE":
         return draw(tensors(draw(image_shapes())))
     if kind == "LATENT":
@@ -318,7 +332,7 @@ def check_output(kind, value, clean):
 
 @pytest.mark.parametrize("node_id", FUZZED_NODES)
 @given(data=st.data())
-def test_nodes_take_any_input_and_answer_or_say_what_is_wrong(node_id, models, data):
+def test_nodes_take_any_input_and_answer_or_say_what_is_wrong(node_id, models, dataset, data):
     cls = NODE_CLASS_MAPPINGS[node_id]
     types = cls.INPUT_TYPES()
     ae = data.draw(st.sampled_from(models), label="autoencoder")
@@ -330,7 +344,7 @@ def test_nodes_take_any_input_and_answer_or_say_what_is_wrong(node_id, models, d
             if isinstance(kind, list) or kind in ("INT", "FLOAT", "BOOLEAN", "STRING"):
                 inputs[name] = widget(data.draw, name, kind, opts)
             else:
-                inputs[name] = link(data.draw, kind, models, ae)
+                inputs[name] = link(data.draw, kind, models, ae, dataset)
     before = {k: digest(v) for k, v in inputs.items()}
     n = cls()
     try:

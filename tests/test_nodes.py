@@ -20,7 +20,8 @@ SPEC_INPUTS = {
     "AtelierLoadAutoencoder": {"ae_name"},
     "AtelierSaveAutoencoder": {"autoencoder", "filename_prefix"},
     "AtelierLoadImageFolder": {"folder", "size", "mode", "count"},
-    "AtelierTrainAutoencoder": {"autoencoder", "images", "steps", "batch_size", "learning_rate", "seed", "loss"},
+    # images became optional beside dataset (issue 17); test_image_nodes checks both
+    "AtelierTrainAutoencoder": {"autoencoder", "steps", "batch_size", "learning_rate", "seed", "loss"},
     "AtelierEncode": {"autoencoder", "images"},
     "AtelierDecode": {"autoencoder", "latent"},
     "AtelierLatentMix": {"latent_a", "latent_b", "factor", "mode"},

@@ -197,3 +197,15 @@ def test_every_node_has_a_current_help_page():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(os.listdir(os.path.join(ROOT, "web", "docs"))) == sorted(f"{n}.md" for n in NODE_CLASS_MAPPINGS)
+
+
+def test_attributes_newer_servers_read():
+    """What ComfyUI's newer server.py sends to the frontend beside the V1 basics (checked against its source):
+    search aliases, advanced inputs folded away, and flags for nodes that show something on the node."""
+    for node_id, cls in NODE_CLASS_MAPPINGS.items():
+        assert cls.SEARCH_ALIASES and all(isinstance(a, str) for a in cls.SEARCH_ALIASES), node_id
+    optional = NODE_CLASS_MAPPINGS["AtelierTrainAutoencoder"].INPUT_TYPES()["optional"]
+    assert optional["precision"][1]["advanced"] and optional["kl_weight"][1]["advanced"]
+    assert "advanced" not in optional["crop_size"][1]   # changed often: stays in view
+    assert NODE_CLASS_MAPPINGS["AtelierSaveAutoencoder"].OUTPUT_NODE is True
+    assert NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"].HAS_INTERMEDIATE_OUTPUT is True

@@ -17,9 +17,10 @@ from PIL import Image
 
 from autoencoder_atelier.models import codec, formats, imagefolder, storage
 from autoencoder_atelier.models.autoencoder import Autoencoder
+from autoencoder_atelier.models.dataset import WorkFolder
 from autoencoder_atelier.models.train import OUT_OF_MEMORY, Trainer, TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge, train_node
-from autoencoder_atelier.nodes.schema import AUTOENCODER
+from autoencoder_atelier.nodes.schema import AUTOENCODER, DATASET
 
 import helpers
 from helpers import call, deep_digest, model_digest, procedural, read_safetensors, tiny_ae, weights_equal
@@ -52,6 +53,8 @@ def link_value(kind, ae):
         return torch.linspace(0, 1, 32 * 32).reshape(32, 32)
     if kind == "DIRECTIONS":
         return call("AtelierLatentDirections", latents=codec.encode(ae, images), max_directions=3)[0]
+    if kind == DATASET:
+        return WorkFolder(os.path.join(bridge.input_dir(), "art"))   # made by the test below
     raise KeyError(f"no test value for the link type {kind}; add one to link_value")
 
 
@@ -61,6 +64,7 @@ OVERRIDES = {
     "AtelierLoadAutoencoder": {"ae_name": "every_node.safetensors"},
     "AtelierSaveAutoencoder": {"filename_prefix": "saved/every_node"},
     "AtelierLoadImageFolder": {"folder": "art", "size": 16},
+    "AtelierLoadDataset": {"folder": "art"},
     "AtelierTrainAutoencoder": {"steps": 3, "batch_size": 2, "crop_size": 16},
     "AtelierSampleLatent": {"batch_size": 2, "width": 32, "height": 32},
     "AtelierLatentDirections": {"max_directions": 3},

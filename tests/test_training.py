@@ -84,7 +84,8 @@ def test_node_graph_in_inference_mode(images):
     new, trainer = NODE_CLASS_MAPPINGS["AtelierNewAutoencoder"](), NODE_CLASS_MAPPINGS["AtelierTrainAutoencoder"]()
     with torch.inference_mode():
         (ae,) = new.create("conv", 4, "4", 8, 32, 0)
-        out, curve, grid = trainer.train(ae, images.clone(), 3, 4, 0.005, 0, "mse")
+        out, curve, grid = trainer.train(ae, images=images.clone(), steps=3, batch_size=4, learning_rate=0.005, seed=0,
+                                          loss="mse")
     assert out.state.step == 3
     assert curve.ndim == 4 and curve.shape[0] == 1 and curve.shape[-1] == 3
     assert grid.ndim == 4 and grid.shape[-1] == 3 and 0 <= grid.min() and grid.max() <= 1
@@ -272,7 +273,7 @@ def test_cancel_at_node_level_via_progress_bar(images, monkeypatch):
     node = NODE_CLASS_MAPPINGS["AtelierTrainAutoencoder"]()
     with pytest.raises(Cancelled):
         with torch.inference_mode():
-            node.train(ae, images, 50, 4, 0.005, 0, "mse")
+            node.train(ae, images=images, steps=50, batch_size=4, learning_rate=0.005, seed=0, loss="mse")
     assert calls == [1, 2]
     assert model_digest(ae) == before and torch.equal(images, images_before)
 
@@ -289,7 +290,8 @@ def test_node_reports_progress_and_final_preview(images, monkeypatch):
 
     monkeypatch.setattr(bridge, "progress_bar", lambda total: Bar(total))
     node = NODE_CLASS_MAPPINGS["AtelierTrainAutoencoder"]()
-    out, curve, grid = node.train(tiny_ae("conv"), images, 4, 4, 0.005, 0, "l1", crop_size=16, flip=False)
+    out, curve, grid = node.train(tiny_ae("conv"), images=images, steps=4, batch_size=4, learning_rate=0.005, seed=0,
+                                  loss="l1", crop_size=16, flip=False)
     assert [u[0] for u in updates] == [1, 2, 3, 4] and all(u[1] == 4 for u in updates)
     fmt, img, size = updates[-1][2]  # the last step always carries a preview
     assert fmt == "JPEG" and img.size[0] > 0 and size == 512
@@ -342,7 +344,7 @@ def test_dense_model_with_wrong_size_images_gives_a_clear_error():
     assert "16x16" in str(e.value) and "8x8" in str(e.value) and "image_size" in str(e.value)
     node = NODE_CLASS_MAPPINGS["AtelierTrainAutoencoder"]()
     with pytest.raises(ValueError, match="Atelier Train Autoencoder: this dense model needs 16x16"):
-        node.train(ae, procedural(4, 8), 1, 4, 0.01, 0, "mse")
+        node.train(ae, images=procedural(4, 8), steps=1, batch_size=4, learning_rate=0.01, seed=0, loss="mse")
 
 
 def test_dense_model_trains_on_larger_images_by_cropping():

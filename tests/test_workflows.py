@@ -152,8 +152,8 @@ def test_bad_widget_values_and_missing_inputs_are_named():
     bad = cli.apply_overrides(json.loads(json.dumps(prompt)), ["steps=-5"])
     with pytest.raises(workflow.WorkflowError, match="steps=-5 is outside"):
         runner.plan(bad)
-    del prompt["3"]["inputs"]["images"]
-    with pytest.raises(workflow.WorkflowError, match="required input 'images'"):
+    del prompt["3"]["inputs"]["autoencoder"]
+    with pytest.raises(workflow.WorkflowError, match="required input 'autoencoder'"):
         runner.plan(prompt)
     with pytest.raises(workflow.WorkflowError, match="no node has a widget input named 'stepz'"):
         cli.apply_overrides(prompt, ["stepz=3"])

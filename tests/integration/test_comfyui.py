@@ -11,6 +11,10 @@ The browser tests drive ComfyUI's real frontend in Debian's chromium through Pla
     ATELIER_FRONTEND_ROOT=/path/to/comfyui_frontend_package/static   serve another frontend build
                                                                      (e.g. the newest from PyPI)
     ATELIER_SCREENSHOTS=docs/screenshots   keep the graph screenshots there (else a temp folder)
+    ATELIER_SERVER_GPU=1                   start the server on its GPU (no --cpu): tools/gpu_check.sh
+
+tests/integration/fake_card is loaded beside the pack: another "model" holding a large tensor through
+ComfyUI's model management, and a simulated card size, to watch our nodes ask ComfyUI for room.
 """
 import json
 import os
@@ -35,6 +39,7 @@ import test_packaging
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 FRONTEND_ROOT = os.environ.get("ATELIER_FRONTEND_ROOT")
 SCREENSHOTS = os.environ.get("ATELIER_SCREENSHOTS")
+ON_GPU = os.environ.get("ATELIER_SERVER_GPU") == "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACK = "autoencoder-atelier"
 WORKFLOWS = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "workflows")) if f.endswith(".json"))
@@ -61,13 +66,16 @@ class Server:
         for d in self.dirs.values():
             os.makedirs(d, exist_ok=True)
         os.symlink(ROOT, os.path.join(self.dirs["custom_nodes"], PACK))
+        os.symlink(os.path.join(ROOT, "tests", "integration", "fake_card"),
+                   os.path.join(self.dirs["custom_nodes"], "atelier_fake_card"))
+        self.registered = os.path.join(base, "registered_art")   # a folder outside the input folder, registered
         config = os.path.join(base, "extra_model_paths.yaml")
         with open(config, "w") as f:
             f.write(f"atelier_test:\n  custom_nodes: {self.dirs['custom_nodes']}\n"
-                    f"  autoencoders: {self.dirs['models']}\n")
+                    f"  autoencoders: {self.dirs['models']}\n  atelier_datasets: {self.registered}\n")
         self.log = open(os.path.join(base, "server.log"), "w")
         self.proc = subprocess.Popen(
-            [_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+            [_python(), "main.py", *([] if ON_GPU else ["--cpu"]), "--listen", "127.0.0.1", "--port", str(self.port),
              "--extra-model-paths-config", config, "--input-directory", self.dirs["input"],
              "--output-directory", self.dirs["output"], "--temp-directory", self.dirs["temp"],
              "--user-directory", self.dirs["user"], "--database-url", "sqlite:///:memory:"]
@@ -234,6 +242,109 @@ def test_interrupt_stops_training_within_one_second(server, after):
     assert entry["status"]["status_str"] == "error"
     assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
     assert set(os.listdir(server.dirs["models"])) == before   # nothing saved
+
+
+# -- GPU memory, datasets, folders, templates ------------------------------------------------
+
+def widget_defaults(node_id, **changes):
+    spec = NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"]
+    values = {k: (v[1]["default"] if "default" in v[1] else v[0][0]) for k, v in spec.items()
+              if isinstance(v[0], list) or v[0] in ("INT", "FLOAT", "STRING", "BOOLEAN")}
+    return {**values, **changes}
+
+
+def training_prompt(source, source_inputs, train_changes, prefix):
+    """Load (images or dataset) -> New Autoencoder (defaults) -> Train -> Save Autoencoder, as an API prompt."""
+    slot = "images" if source == "AtelierLoadImageFolder" else "dataset"
+    return {
+        "1": {"class_type": source, "inputs": source_inputs},
+        "2": {"class_type": "AtelierNewAutoencoder", "inputs": widget_defaults("AtelierNewAutoencoder")},
+        "3": {"class_type": "AtelierTrainAutoencoder",
+              "inputs": {**widget_defaults("AtelierTrainAutoencoder", **train_changes), "autoencoder": ["2", 0],
+                         slot: ["1", 0]}},
+        "4": {"class_type": "AtelierSaveAutoencoder", "inputs": {"autoencoder": ["3", 0], "filename_prefix": prefix}},
+    }
+
+
+def test_training_asks_comfyui_for_room_and_another_model_is_evicted(server):
+    """Another model (a large tensor loaded through load_models_gpu) fills a simulated card: training asks
+    model management for what it needs, which unloads that model. On the CPU the card is the CPU."""
+    import torch
+    from autoencoder_atelier.models.train import TrainSettings, memory_needed
+    big_mb = 256
+    run_ok(server, {"1": {"class_type": "FakeCardHoldModel", "inputs": {"megabytes": big_mb}}})
+    state = server.get("/fake_card/state")
+    other = state["held"][-1]
+    assert other["loaded"] and other["device"].split(":")[0] == state["device"].split(":")[0]
+    train = dict(steps=4, batch_size=4, crop_size=32, size=64)
+    (ae,) = NODE_CLASS_MAPPINGS["AtelierNewAutoencoder"]().create(**widget_defaults("AtelierNewAutoencoder"))
+    settings = TrainSettings(steps=4, batch_size=4, crop_size=32)
+    need = memory_needed(ae, torch.zeros(16, 64, 64, 3), settings) + state["reserve"]
+    prompt = training_prompt("AtelierLoadImageFolder", widget_defaults(
+        "AtelierLoadImageFolder", folder="my_artworks", size=64, count=16), {k: train[k] for k in
+                                                                              ("steps", "batch_size", "crop_size")},
+        "atelier/roomy")
+    try:
+        # Room to spare beside the other model: it stays.
+        server.request("/fake_card/total", {"bytes": other["bytes"] + need + (64 << 20)})
+        run_ok(server, prompt)
+        assert server.get("/fake_card/state")["held"][-1]["loaded"]
+        # A card too small for both: ComfyUI unloads the other model for our training.
+        server.request("/fake_card/total", {"bytes": other["bytes"] + need - (1 << 20)})
+        prompt["4"]["inputs"]["filename_prefix"] = "atelier/evicting"
+        prompt["3"]["inputs"]["seed"] = 1   # not ComfyUI's cached result
+        run_ok(server, prompt)
+        after = server.get("/fake_card/state")["held"][-1]
+        assert not after["loaded"], after
+        print(f"evicted {big_mb} MB from {state['device']} for training that asked {need / 2 ** 20:.0f} MB")
+    finally:
+        server.request("/fake_card/total", {"bytes": None})
+
+
+def test_dataset_node_trains_on_crops_of_works_of_any_size(server):
+    folder = os.path.join(server.dirs["input"], "big_works")
+    os.makedirs(folder, exist_ok=True)
+    for i, (w, h) in enumerate([(160, 96), (64, 200), (120, 120), (90, 70)]):
+        procedural.make_image(200 + i, max(w, h)).resize((w, h)).save(os.path.join(folder, f"{i}.png"))
+    info = server.get("/object_info/AtelierLoadDataset")["AtelierLoadDataset"]
+    assert "big_works" in info["input"]["required"]["folder"][0] and info["output"] == ["ATELIER_DATASET"]
+    assert "dataset" in server.get("/object_info/AtelierTrainAutoencoder")["AtelierTrainAutoencoder"]["input"][
+        "optional"]
+    source = widget_defaults("AtelierLoadDataset", folder="big_works")
+    out = run_ok(server, training_prompt("AtelierLoadDataset", source,
+                                         {"steps": 4, "batch_size": 4, "crop_size": 48}, "atelier/from_dataset"))
+    (path,) = [t for o in out.values() for t in o.get("text", [])]
+    card = server.get(f"/atelier/model_card?name=atelier/{os.path.basename(path)}")["text"]
+    assert "trained 4 steps" in card, card
+
+
+def test_image_folders_are_confined_to_the_input_folder_and_registered_folders(server, tmp_path):
+    outside = tmp_path / "private_art"
+    procedural.write_folder(str(outside), count=2, size=32)
+    procedural.write_folder(server.registered, count=2, size=32)
+    choices = server.get("/object_info/AtelierLoadImageFolder")["AtelierLoadImageFolder"]["input"]["required"][
+        "folder"][0]
+    assert "my_artworks" in choices and server.registered in choices and str(outside) not in choices
+
+    def preview(folder):
+        return {"1": {"class_type": "AtelierLoadImageFolder",
+                      "inputs": widget_defaults("AtelierLoadImageFolder", folder=folder, size=32)},
+                "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        server.request("/prompt", {"prompt": preview(str(outside))})
+    body = refused.value.read().decode()
+    assert "outside ComfyUI's input folder" in body and "extra_model_paths.yaml" in body and "atelier_datasets" in body
+    with pytest.raises(urllib.error.HTTPError):
+        server.request("/prompt", {"prompt": preview("../user")})   # out of the input folder by a relative name
+    assert written(server, run_ok(server, preview(server.registered)))   # registered: read and previewed
+    assert written(server, run_ok(server, preview("my_artworks")))        # a typed name inside the input folder
+
+
+def test_every_template_has_its_thumbnail_served(server):
+    for name in WORKFLOWS:
+        with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK}/{name}.jpg", timeout=30) as r:
+            assert r.status == 200 and r.read(3) == b"\xff\xd8\xff", name   # a JPEG
 
 
 # -- the real frontend ---------------------------------------------------------------------
