@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import memory
+from . import interrupt, memory
 from .errors import AtelierError
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,7 @@ def load_folder(folder, size=256, mode="center-crop", count=0, seed=0, resample=
     out = [None] * n
     sources = paths[:n]
     for j, p in enumerate(sources):
+        interrupt.check()                # a folder of big paintings takes minutes
         img = open_image(p, need)        # each file decoded once, however many crops it gives
         for i in range(j, n, len(sources)):
             out[i] = np.asarray(_fit(img, size, mode, rng, resample).convert("RGB"))

@@ -104,3 +104,13 @@ def test_cancel_in_any_training_phase_changes_nothing(phase, monkeypatch, tmp_di
     assert model_digest(ae) == before and not any(tmp_dirs.models.iterdir())
     # no Cancel hooks are left on the network
     assert all(not m._forward_pre_hooks for m in ae.model.modules())
+
+
+def test_load_image_folder_checks_before_every_file(tmp_path, monkeypatch):
+    from PIL import Image
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.png")
+    checks = []
+    monkeypatch.setattr(bridge, "check_interrupted", lambda: checks.append(1))
+    call("AtelierLoadImageFolder", folder=str(tmp_path), size=8, mode="resize", count=0)
+    assert len(checks) == 3
