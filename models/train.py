@@ -92,6 +92,16 @@ def step_bytes_per_image(config, crop):
     return total[0] * 4
 
 
+def _check_backward(grad):
+    interrupt.check()
+
+
+def _check_forward_and_backward(module, args):
+    interrupt.check()
+    if args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
+        args[0].register_hook(_check_backward)
+
+
 def adamw(params, lr):
     """AdamW, fused into one kernel per tensor where this torch has it (CPU since 2.4): its step
     is ~10x faster than the per-operation loop, which matters for small models and busy machines."""
@@ -341,10 +351,11 @@ class Trainer:
     def _train(self, on_step):
         total = self.settings.steps
         self.ae.state.summary.pop("stopped_early", None)  # a note from an earlier run that blew up
-        # Cancel inside a step too (the first one, with oneDNN's kernel set-up, takes seconds): before every
-        # block of the network's forward pass. Removed again before the model is handed out.
+        # Cancel inside a step too (on a busy machine one step takes seconds): before every block of the
+        # network's forward pass, and as the backward pass reaches each block's input. Removed again before
+        # the model is handed out.
         blocks = [m for half in ("encoder", "decoder") for m in getattr(self.net, half, self.net).children()]
-        hooks = [m.register_forward_pre_hook(lambda *_: interrupt.check()) for m in blocks]
+        hooks = [m.register_forward_pre_hook(_check_forward_and_backward) for m in blocks]
         try:
             return self._loop(total, on_step)
         finally:

@@ -114,3 +114,31 @@ def test_load_image_folder_checks_before_every_file(tmp_path, monkeypatch):
     monkeypatch.setattr(bridge, "check_interrupted", lambda: checks.append(1))
     call("AtelierLoadImageFolder", folder=str(tmp_path), size=8, mode="resize", count=0)
     assert len(checks) == 3
+
+
+def test_cancel_reaches_the_backward_pass(monkeypatch):
+    """On a busy machine the backward pass alone can take seconds: it checks as it reaches each block."""
+    in_backward = []
+    real_backward = torch.Tensor.backward
+
+    def backward(self, *a, **k):
+        in_backward.append(True)
+        try:
+            return real_backward(self, *a, **k)
+        finally:
+            in_backward.pop()
+
+    monkeypatch.setattr(torch.Tensor, "backward", backward)
+    seen = []
+    monkeypatch.setattr(bridge, "check_interrupted", lambda: seen.append(bool(in_backward)))
+    call("AtelierTrainAutoencoder", autoencoder=tiny_ae("conv"), images=procedural(4, 32), steps=1, batch_size=2,
+         learning_rate=0.001, seed=0, loss="mse", crop_size=16)
+    assert seen.count(True) >= 3
+    monkeypatch.setattr(bridge, "check_interrupted", lambda: (_ for _ in ()).throw(Interrupted()) if in_backward
+                        else None)
+    ae = tiny_ae("conv")
+    before = model_digest(ae)
+    with pytest.raises(Interrupted):
+        call("AtelierTrainAutoencoder", autoencoder=ae, images=procedural(4, 32), steps=1, batch_size=2,
+             learning_rate=0.001, seed=0, loss="mse", crop_size=16)
+    assert model_digest(ae) == before
