@@ -22,7 +22,7 @@ from autoencoder_atelier.nodes import bridge  # noqa: E402
 
 SIDE = 512
 # Short runs: enough steps for recognisable pictures, small sizes for speed.
-CAPS = {"steps": 40, "size": 96, "crop_size": 64, "batch_size": 8, "count": 300, "width": 128, "height": 128,
+CAPS = {"steps": 8, "size": 64, "crop_size": 64, "batch_size": 8, "count": 300, "width": 128, "height": 128,
         "frames": 12, "image_size": 64}
 
 

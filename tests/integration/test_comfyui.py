@@ -40,6 +40,7 @@ COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 FRONTEND_ROOT = os.environ.get("ATELIER_FRONTEND_ROOT")
 SCREENSHOTS = os.environ.get("ATELIER_SCREENSHOTS")
 ON_GPU = os.environ.get("ATELIER_SERVER_GPU") == "1"
+START_S = int(os.environ.get("ATELIER_SERVER_START_S", "300"))   # a busy shared machine takes minutes to start it
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACK = "autoencoder-atelier"
 WORKFLOWS = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "workflows")) if f.endswith(".json"))
@@ -81,7 +82,7 @@ class Server:
              "--user-directory", self.dirs["user"], "--database-url", "sqlite:///:memory:"]
             + (["--front-end-root", os.path.abspath(FRONTEND_ROOT)] if FRONTEND_ROOT else []),
             cwd=COMFYUI_DIR, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
+        deadline = time.time() + START_S
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ComfyUI exited early; see {self.log.name}")
@@ -90,7 +91,7 @@ class Server:
                 return
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.5)
-        raise RuntimeError("ComfyUI did not come up within 120 s")
+        raise RuntimeError(f"ComfyUI did not come up within {START_S} s")
 
     def request(self, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
