@@ -40,6 +40,8 @@ class Autoencoder:
         # When and by which pack version the file it was loaded from was saved (for the model card);
         # empty for a model made or trained in this session.
         self.origin = {}
+        # A learned prior over the latents (latent_prior.LatentPrior), added by Train Latent Prior.
+        self.prior = None
 
     @classmethod
     def new(cls, config, seed=0):
@@ -50,9 +52,10 @@ class Autoencoder:
         return cls(config, model)
 
     def clone(self):
-        """A deep, independent copy (weights, optimizer state, history)."""
-        return Autoencoder(self.config, copy.deepcopy(self.model), copy.deepcopy(self.state),
-                           self.model_id, self.name)
+        """A deep, independent copy (weights, optimizer state, history, prior)."""
+        ae = Autoencoder(self.config, copy.deepcopy(self.model), copy.deepcopy(self.state), self.model_id, self.name)
+        ae.prior = self.prior.clone() if self.prior is not None else None
+        return ae
 
     def on(self, device):
         """This model to compute with on ``device``: itself when it is there, else a copy of its network there
@@ -94,6 +97,9 @@ class Autoencoder:
                          + (f", {loss_label(s['final_loss'])}" if "final_loss" in s else ""))
         else:
             lines.append("untrained")
+        p = self.prior
+        if p is not None:
+            lines.append(f"latent prior: {p.summary.get('works', '?')} works, {p.crop}x{p.crop}-cell compositions")
         return "\n".join(lines)
 
     def __repr__(self):

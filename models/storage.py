@@ -12,8 +12,9 @@ import math
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from types import SimpleNamespace
 
 import torch
 from safetensors.torch import save
@@ -51,6 +52,8 @@ def to_tensors(ae):
         out["train.loss_history"] = torch.tensor(ae.state.loss_history, dtype=torch.float32)
     for k, v in (ae.state.latent_stats or {}).items():
         out[f"stats.{k}"] = v.detach().to("cpu", torch.float32).contiguous()
+    if ae.prior is not None:
+        out.update({f"prior.latents.{i}": z.float().contiguous() for i, z in enumerate(ae.prior.latents)})
     return out
 
 
@@ -81,6 +84,7 @@ def to_metadata(ae):
         "config": json.dumps(ae.config, sort_keys=True),
         "model_id": ae.model_id,
         "training": json.dumps(training, sort_keys=True),
+        **({"prior": json.dumps(prior_metadata(ae.prior), sort_keys=True)} if ae.prior is not None else {}),
         "card": card_text(ae, saved, __version__),
         "pack_version": __version__,
         "saved": saved,
@@ -274,6 +278,59 @@ def read_config(path, meta):
                     "The file is damaged or was edited; it cannot be loaded") from None
 
 
+# -- the latent prior's metadata ------------------------------------------------------------------------
+
+PRIOR_LIMITS = {"crop": (2, 4096), "passes": (1, 16)}
+MAX_PRIOR_GROUPS = 64
+
+
+def prior_metadata(prior):
+    return {**prior.config(), "shapes": [list(z.shape) for z in prior.latents], "summary": prior.summary}
+
+
+def _prior_config(path, meta, config):
+    """The prior entry of a file's metadata, checked (None when the file has no prior)."""
+    if "prior" not in meta:
+        return None
+    from .prior_training import MAX_LATENT_VALUES
+    cfg = _json_field(path, meta, "prior", 10_000)
+    shapes = cfg.get("shapes") if isinstance(cfg, dict) else None
+    ok = (isinstance(cfg, dict) and all(type(cfg.get(k)) is int and lo <= cfg[k] <= hi
+                                        for k, (lo, hi) in PRIOR_LIMITS.items())
+          and isinstance(shapes, list) and 1 <= len(shapes) <= MAX_PRIOR_GROUPS
+          and all(isinstance(s, list) and len(s) == 4 and all(type(d) is int and 1 <= d <= 2 ** 20 for d in s)
+                  and s[1] == config["latent_channels"] for s in shapes)
+          and isinstance(cfg.get("summary", {}), dict))
+    if not ok:
+        raise _fail(path, "its latent prior's metadata is malformed or out of range (or its latents do not have "
+                    f"{config['latent_channels']} channels)", "The file is damaged; load an earlier save or run "
+                    "Train Latent Prior again")
+    if sum(math.prod(s) for s in shapes) > MAX_LATENT_VALUES:
+        raise _fail(path, "its latent prior is implausibly large", "The file is damaged or not ours")
+    if config["architecture"] == "dense":
+        raise _fail(path, "a dense model cannot carry a latent prior", "The file is damaged or was edited")
+    return cfg
+
+
+def _prior_shapes(config, cfg):
+    return {f"prior.latents.{i}": tuple(s) for i, s in enumerate(cfg["shapes"])} if cfg else {}
+
+
+def _prior_of(path, meta, config, t):
+    from .latent_prior import LatentPrior
+    cfg = _prior_config(path, meta, config)
+    if cfg is None:
+        return None
+    prior = LatentPrior([t[f"prior.latents.{i}"] for i in range(len(cfg["shapes"]))], cfg["crop"], cfg["passes"])
+    prior.summary = _prior_summary(cfg)
+    return prior
+
+
+def _prior_summary(cfg):
+    return {str(k)[:64]: v for k, v in list(cfg.get("summary", {}).items())[:20]
+            if type(v) in (int, str) and len(str(v)) <= 100}
+
+
 # -- what each group of tensors must be ---------------------------------------------------
 # A file's tensors are named "<group>.<name>". Each group says which names and shapes a config allows and
 # what its values must satisfy; a group another module adds to the file (a latent prior, a discriminator)
@@ -281,7 +338,7 @@ def read_config(path, meta):
 
 @dataclass(frozen=True)
 class TensorGroup:
-    shapes: Callable     # (config, parameter shapes) -> {name: shape}; a shape of None = any 1-D length
+    shapes: Callable     # (config, parameter shapes, groups' metadata) -> {name: shape}; None = any 1-D length
     check: Callable      # ({name: float32 tensor} of this group, as in the file) -> what is wrong, or None
     required: bool = False
 
@@ -315,17 +372,20 @@ def _check_latent_stats(t):
     return None
 
 
-def _optimizer_shapes(config, params):
+def _optimizer_shapes(config, params, meta):
     return {f"optim.{i}.{k}": shape if k != "step" else () for i, shape in enumerate(params) for k in OPTIM_KEYS}
 
 
 TENSOR_GROUPS = {
-    "model": TensorGroup(lambda config, params: _network_shapes(config), _finite, required=True),
+    "model": TensorGroup(lambda config, params, meta: _network_shapes(config), _finite, required=True),
     "optim": TensorGroup(_optimizer_shapes, _check_optimizer),
-    "stats": TensorGroup(lambda config, params: {"stats.mean": (config["latent_channels"],),
+    "stats": TensorGroup(lambda config, params, meta: {"stats.mean": (config["latent_channels"],),
                                                  "stats.cov": (config["latent_channels"],) * 2},
                          _check_latent_stats),
-    "train": TensorGroup(lambda config, params: {"train.loss_history": None}, _finite),
+    "train": TensorGroup(lambda config, params, meta: {"train.loss_history": None}, _finite),
+    # The latent prior's works (Train Latent Prior): shapes as its metadata lists them, all required.
+    "prior": TensorGroup(lambda config, params, meta: _prior_shapes(config, meta.get("prior")), _finite,
+                         required=True),
 }
 
 
@@ -336,13 +396,14 @@ def _network_shapes(config):
     return {f"model.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
 
 
-def _check_tensors(path, config, tensors):
+def _check_tensors(path, config, tensors, meta):
     """Names and shapes against the config, before anything is read or allocated."""
     with torch.device("meta"):
         params = [tuple(p.shape) for p in build_network(config).parameters()]
+    meta = {"prior": _prior_config(path, meta, config)}
     allowed = {}
     for group in TENSOR_GROUPS.values():
-        allowed.update(group.shapes(config, params))
+        allowed.update(group.shapes(config, params, meta))
     for name, (_dtype, shape) in tensors.items():
         if name not in allowed:
             raise _fail(path, f"unexpected tensor {name!r} for its config", "The file is damaged or not ours")
@@ -355,7 +416,7 @@ def _check_tensors(path, config, tensors):
             raise _fail(path, f"tensor {name!r} has shape {list(shape)} but the config needs {list(want)}",
                         "The file's weights do not match its config; it is damaged or was edited")
     for prefix, group in TENSOR_GROUPS.items():
-        missing = [k for k in group.shapes(config, params) if k not in tensors] if group.required else []
+        missing = [k for k in group.shapes(config, params, meta) if k not in tensors] if group.required else []
         if missing:
             raise _fail(path, f"{len(missing)} weight tensors are missing (e.g. {missing[0]!r})", "The file is damaged")
 
@@ -410,7 +471,7 @@ def _is_loss_scale(v):
 def _read_info(f):
     _check_format(f.path, f.meta)
     config = read_config(f.path, f.meta)
-    _check_tensors(f.path, config, {k: v[:2] for k, v in f.entries.items()})
+    _check_tensors(f.path, config, {k: v[:2] for k, v in f.entries.items()}, f.meta)
     return config
 
 
@@ -448,6 +509,7 @@ def load_autoencoder(path, device="cpu"):
                        latent_stats=stats, loss_scale=loss_scale)
     name = os.path.splitext(os.path.basename(path))[0]
     ae = Autoencoder(config, net.to(device), state, model_id, name)
+    ae.prior = _prior_of(path, meta, config, t)
     ae.origin = _origin(meta)
     return ae
 
@@ -465,5 +527,8 @@ def read_card(path):
     with torch.device("meta"):
         net = build_network(config)
     ae = Autoencoder(config, net, TrainState(step=step, summary=summary))
+    prior = _prior_config(path, meta, config)
+    if prior is not None:   # the card needs only the prior's size, not its latents
+        ae.prior = SimpleNamespace(crop=prior["crop"], summary=_prior_summary(prior))
     ae.origin = _origin(meta)
     return card_text(ae)

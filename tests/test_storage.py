@@ -460,7 +460,7 @@ def test_a_group_another_module_adds_is_validated_the_same_way(saved, tmp_path, 
         return "prior weights are negative" if any((v < 0).any() for v in t.values()) else None
 
     monkeypatch.setitem(storage.TENSOR_GROUPS, "prior",
-                        storage.TensorGroup(lambda config, params: {"prior.w": (config["latent_channels"],)},
+                        storage.TensorGroup(lambda config, params, meta: {"prior.w": (config["latent_channels"],)},
                                             no_negatives))
     z = storage.load_autoencoder(saved).config["latent_channels"]
     good = resave(saved, tmp_path / "prior.safetensors", tensors={"prior.w": torch.ones(z)})

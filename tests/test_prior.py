@@ -1,0 +1,157 @@
+"""The latent prior: Train Latent Prior, Sample Latent with a prior, Latent Variations, and the prior in model files."""
+import os
+import sys
+
+import pytest
+import torch
+from autoencoder_atelier.models import codec, storage
+from autoencoder_atelier.models.latent_math import fit_mask, sample_latents
+from autoencoder_atelier.models.prior_training import learn_prior
+from autoencoder_atelier.models.train import Trainer, TrainSettings
+from helpers import ROOT, model_digest, procedural, resave, tiny_ae
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import swd
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def works():
+    return procedural(24, SIZE, seed=5), procedural(24, SIZE, seed=6)   # training works, held-out works
+
+
+@pytest.fixture(scope="module")
+def base(works):
+    """A tiny conv autoencoder (downscale 4: 8x8 latents) trained on the procedural works."""
+    return Trainer(tiny_ae(), works[0], TrainSettings(steps=200, seed=0)).run()
+
+
+@pytest.fixture(scope="module")
+def with_prior(base, works):
+    return learn_prior(base, works[0])
+
+
+def sample(ae, seed=0, size=SIZE, n=4, temperature=1.0):
+    z = ae.prior.sample((n, 8, size // 4, size // 4), torch.Generator().manual_seed(seed), temperature)
+    return codec.latent_of(ae, z)
+
+
+def vary(ae, latent, strength, seed=0, n=2, mask=None):
+    z = latent["samples"].repeat_interleave(n, 0)
+    m = None if mask is None else fit_mask(mask, z)
+    return {"samples": ae.prior.vary(z, strength, torch.Generator().manual_seed(seed), mask=m)}
+
+
+def test_a_prior_beats_todays_sample_latent_on_the_swd(base, with_prior, works):
+    held = works[1]
+    n, c, h = 24, base.config["latent_channels"], SIZE // 4
+    today = codec.decode(base, codec.latent_of(base, sample_latents(base.state.latent_stats, [n, c, h, h],
+                                                                    torch.Generator().manual_seed(0))))
+    new = codec.decode(with_prior, sample(with_prior, n=n))
+    ours, theirs = swd.swd(new, held, descriptors=4096)["mean"], swd.swd(today, held, descriptors=4096)["mean"]
+    assert ours < 0.9 * theirs, (ours, theirs)
+
+
+def test_same_seed_same_sample_and_another_seed_another(with_prior):
+    a, b, c = sample(with_prior, 3), sample(with_prior, 3), sample(with_prior, 4)
+    assert torch.equal(a["samples"], b["samples"]) and not torch.allclose(a["samples"], c["samples"])
+    assert a["atelier_model"] == with_prior.model_id
+
+
+def test_temperature_goes_from_calm_to_wild(with_prior):
+    spread = [sample(with_prior, temperature=t)["samples"].std().item() for t in (0.3, 1.0, 2.0)]
+    assert spread[0] < spread[1] < spread[2]
+
+
+def test_samples_larger_than_the_works_are_made_coarse_to_fine(with_prior):
+    p = with_prior.prior
+    assert p.crop == 8 and p.stage_sizes(8, 8) == ([(2, 2), (4, 4), (8, 8)], 0)
+    assert p.stage_sizes(128, 64) == ([(2, 1), (4, 2), (8, 4), (16, 8), (32, 16), (64, 32), (128, 64)], 4)
+    z = sample(with_prior, size=256, n=1)["samples"]
+    assert z.shape == (1, 8, 64, 64) and torch.isfinite(z).all()
+
+
+def test_variations_at_strength_zero_return_the_input_exactly(with_prior, works):
+    latent = codec.encode(with_prior, works[1][:2])
+    out = vary(with_prior, latent, 0.0, n=3)["samples"]
+    assert torch.equal(out, latent["samples"].repeat_interleave(3, 0))
+    moved = vary(with_prior, latent, 0.6)["samples"]
+    assert not torch.allclose(moved[0], moved[1])          # two different variations of the same work
+
+
+def test_masked_variation_changes_only_inside_the_mask(with_prior, works):
+    latent = codec.encode(with_prior, works[1][:1])
+    mask = torch.zeros(SIZE, SIZE)
+    mask[:, : SIZE // 2] = 1
+    out = vary(with_prior, latent, 0.8, mask=mask)["samples"]
+    z = latent["samples"]
+    assert torch.equal(out[..., SIZE // 8:], z.expand(2, -1, -1, -1)[..., SIZE // 8:])
+    assert not torch.allclose(out[..., : SIZE // 8], z.expand(2, -1, -1, -1)[..., : SIZE // 8])
+
+
+def test_save_and_load_keep_the_prior_bit_identical(with_prior, tmp_path):
+    path = storage.save_autoencoder(with_prior, tmp_path / "m.safetensors")
+    back = storage.load_autoencoder(path)
+    a, b = with_prior.prior, back.prior
+    assert len(a.latents) == len(b.latents) and all(torch.equal(x, y) for x, y in zip(a.latents, b.latents))
+    assert b.config() == a.config() and b.summary == a.summary
+    assert torch.equal(sample(back)["samples"], sample(with_prior)["samples"])
+    assert "latent prior: 24 works, 8x8-cell compositions" in storage.read_card(path)
+
+
+def test_learning_more_works_continues_the_saved_prior(with_prior, works, tmp_path):
+    path = storage.save_autoencoder(with_prior, tmp_path / "m.safetensors")
+    more = learn_prior(storage.load_autoencoder(path), works[1][:6])
+    old, new = with_prior.prior.latents, more.prior.latents
+    assert len(new) > len(old) and all(torch.equal(x, y) for x, y in zip(old, new))
+    assert more.prior.summary["works"] == 30 and new[len(old)].shape[0] == 6
+
+
+def test_cancel_leaves_the_input_model_unchanged(with_prior, works):
+    before = model_digest(with_prior), [z.clone() for z in with_prior.prior.latents]
+
+    def cancel():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        learn_prior(with_prior, works[1], on_progress=cancel)
+    assert model_digest(with_prior) == before[0]
+    assert len(with_prior.prior.latents) == len(before[1])
+    assert all(torch.equal(x, y) for x, y in zip(with_prior.prior.latents, before[1]))
+
+
+@pytest.mark.parametrize("images, arch, message", [
+    (torch.zeros(0, 32, 32, 3), "conv", "non-empty IMAGE"),
+    (torch.rand(2, 4, 4, 3), "conv", "smaller than two latent cells"),
+    (torch.full((2, 32, 32, 3), float("nan")), "conv", "NaN"),
+    (torch.rand(2, 16, 16, 3), "dense", "dense autoencoder"),
+])
+def test_training_on_bad_input_says_what_to_do(images, arch, message):
+    ae = tiny_ae(arch)
+    before = model_digest(ae)
+    with pytest.raises(ValueError, match=message):
+        learn_prior(ae, images)
+    assert model_digest(ae) == before and ae.prior is None
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"prior.latents.0": None}, "missing"),
+    ({"prior.latents.0": torch.zeros(2, 3, 8, 8)}, "shape"),
+    ({"prior.latents.0": torch.full((24, 8, 8, 8), float("inf"))}, "NaN or infinite"),
+])
+def test_files_with_broken_prior_tensors_are_refused(with_prior, tmp_path, edit, message):
+    good = storage.save_autoencoder(with_prior, tmp_path / "good.safetensors")
+    bad = resave(good, tmp_path / "bad.safetensors", tensors=edit)
+    with pytest.raises(storage.ModelFileError, match=message):
+        storage.load_autoencoder(bad)
+
+
+@pytest.mark.parametrize("prior", ['{"crop": 100000, "passes": 2, "shapes": [[1, 8, 8, 8]]}',
+                                   '{"crop": 8, "passes": 2, "shapes": [[1, 3, 8, 8]]}',
+                                   '{"crop": 8, "passes": 2, "shapes": [[100000, 8, 1000, 1000]]}', '[]'])
+def test_a_broken_prior_config_is_refused(with_prior, tmp_path, prior):
+    good = storage.save_autoencoder(with_prior, tmp_path / "good.safetensors")
+    bad = resave(good, tmp_path / "bad.safetensors", meta={"prior": prior})
+    with pytest.raises(storage.ModelFileError, match="latent prior"):
+        storage.read_info(bad)
