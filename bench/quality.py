@@ -3,6 +3,8 @@
     python bench/quality.py mnist   # dense 784-64-32-16, 50 epochs: eval MSE vs a plain replica and PCA-16
     python bench/quality.py art     # conv AE vs PCA of 8x8 patches at 6x and 48x compression (PSNR)
     python bench/quality.py art --steps 25000   # a fixed step count instead of the 9.5-minute budget
+    python bench/quality.py curve --curve 300,1000,3000   # node defaults: held-out PSNR vs steps, vs PCA
+    python bench/quality.py sharp --steps 1500  # loss mse vs sharp: PSNR, MS-SSIM, finest-level SWD; refine_steps
 
 Reads ../shared/data (not shipped with the pack). Prints a Markdown table.
 """
@@ -16,12 +18,20 @@ import torch
 from PIL import Image
 
 from _pack import SHARED
+from swd import finest_level_swd
 
 from autoencoder_atelier.models.autoencoder import Autoencoder  # noqa: E402
 from autoencoder_atelier.models.config import default_config  # noqa: E402
 from autoencoder_atelier.models.imagefolder import load_folder  # noqa: E402
+from autoencoder_atelier.models.losses import ms_ssim  # noqa: E402
 from autoencoder_atelier.models.pca import principal_components  # noqa: E402
+from autoencoder_atelier.models.codec import encode  # noqa: E402
+from autoencoder_atelier.models.plots import image_grid  # noqa: E402
 from autoencoder_atelier.models.train import TrainSettings, Trainer  # noqa: E402
+from autoencoder_atelier.models.validation import score  # noqa: E402
+
+# The issue's art settings: both downscale 8, 32 latent channels (6x) or 4 (48x); PCA keeps as many components.
+SETTINGS = {"6x": 32, "48x": 4}
 
 
 def psnr_pair(per_image_mse):
@@ -106,10 +116,15 @@ def mnist(args):
         print(f"| {name} | {mse:.4f} | {secs:.0f} |")
 
 
-def art(args):
+def art_split(args):
+    """The art setting: 80 training and 25 held-out thumbnails at 96x96."""
     resample = getattr(Image.Resampling, args.resample.upper())
     images = load_folder(os.path.join(SHARED, "art", "thumbs"), 96, "center-crop", resample=resample)
-    train, test = images[:80], images[80:]
+    return images[:80], images[80:]
+
+
+def art(args):
+    train, test = art_split(args)
     print(f"train {len(train)} / eval {len(test)} thumbnails at 96x96 ({args.resample} resampling)")
     print("PSNR as pooled over the 25 images / mean of per-image PSNRs")
     print("| setting | PCA 8x8 patches | Atelier conv AE | AE on its training images | AE config | steps | train s |\n"
@@ -131,9 +146,107 @@ def art(args):
               f"w{cfg['width']} b{cfg['blocks']} | {s.steps} | {secs:.0f} |", flush=True)
 
 
+def node_defaults(args, **overrides):
+    """TrainSettings as the Train node's defaults give them (crop auto, validation on), seed 0."""
+    return TrainSettings(**{"seed": 0, "precision": args.precision, **overrides})
+
+
+def curve(args):
+    """Held-out PSNR against steps with the node's defaults, beside PCA of the same split: one run per
+    step count (the kept weights), and within the longest run the held-out PSNR of the current weights
+    (what training without early stopping would return at that step)."""
+    train, test = art_split(args)
+    x = test.movedim(-1, 1)
+    print("held-out PSNR (25 works, pooled dB) with the Train node's defaults (crop auto, validation on)\n"
+          "| setting | PCA | steps | kept weights (step) | last step | lowest during the run |\n|---|---|---|---|---|---|")
+    for label, k in SETTINGS.items():
+        if args.only and args.only != label:
+            continue
+        pca = psnr_pair(pca_mse(patches(train), patches(test), k, len(test)))[0]
+        for steps in args.curve:
+            ae = Autoencoder.new(default_config("conv", downscale=8, latent_channels=k), seed=0)
+            trainer = Trainer(ae, train, node_defaults(args, steps=steps), args.device)
+            during = []
+
+            def on_step(done, total, _loss):
+                if done % args.every == 0 or done == total:
+                    during.append((done, score(trainer.net, x.to(args.device))))
+
+            out = trainer.run(on_step)
+            out.model.to("cpu")
+            kept = psnr_pair(ae_mse(out, test))[0]
+            print(f"| {label} | {pca:.2f} | {steps} | {kept:.2f} ({out.state.step}) | {during[-1][1]:.2f} | "
+                  f"{min(v for _, v in during):.2f} |", flush=True)
+        print(f"{label} held-out PSNR of the current weights by step ({steps}-step run): "
+              + ", ".join(f"{d}: {v:.2f}" for d, v in during), flush=True)
+
+
+def step_seconds(ae, images, settings, device="cpu", n=12):
+    """Median seconds per training step of a model already past the sharp warm-up."""
+    trainer = Trainer(ae, images, settings, device)
+    times = []
+    with torch.inference_mode(False):
+        for i in range(n):
+            t = time.perf_counter()
+            trainer.step(i)
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+    return sorted(times[2:])[len(times[2:]) // 2]
+
+
+def sharp(args):
+    """loss mse vs sharp, same steps and seed, on the 25 held-out works; then refine_steps on the sharp model."""
+    train, test = art_split(args)
+    print(f"{args.steps} steps each, node defaults otherwise; held-out works: 25 at 96x96\n"
+          "| setting | loss | PSNR pooled / mean | MS-SSIM | finest-level SWD (x1e3) | s per step (later steps) |\n"
+          "|---|---|---|---|---|---|")
+    picture = []
+    for label, k in SETTINGS.items():
+        if args.only and args.only != label:
+            continue
+        recons = {}
+        for loss in ("mse", "sharp"):
+            ae = Autoencoder.new(default_config("conv", downscale=8, latent_channels=k), seed=0)
+            out = Trainer(ae, train, node_defaults(args, steps=args.steps, loss=loss), args.device).run()
+            out.model.to("cpu")
+            with torch.no_grad():
+                y = torch.cat([out.model.decode(out.model.encode(b)) for b in test.movedim(-1, 1).split(32)])
+            recons[loss] = y.movedim(1, -1)
+            ms = float(torch.stack([ms_ssim(a[None], b[None]) for a, b in zip(y, test.movedim(-1, 1))]).mean())
+            secs = step_seconds(out, train, node_defaults(args, steps=12, loss=loss), args.device)
+            p = psnr_pair(ae_mse(out, test))
+            print(f"| {label} | {loss} | {p[0]:.2f} / {p[1]:.2f} dB | {ms:.4f} | "
+                  f"{finest_level_swd(recons[loss], test):.1f} | {secs:.3f} |", flush=True)
+        picture.append(torch.stack([test, recons["mse"], recons["sharp"]], 1))   # [25,3,H,W,C]
+        for steps in (0, 10, 30):
+            t = time.perf_counter()
+            z = encode(out, test, refine_steps=steps)["samples"]
+            secs = (time.perf_counter() - t) / len(test)
+            with torch.no_grad():
+                y = out.model.decode(z)
+            err = ((y - test.movedim(-1, 1)) ** 2).flatten(1).mean(1)
+            print(f"{label} sharp model, refine_steps {steps}: held-out PSNR {psnr_pair(err)[0]:.2f} / "
+                  f"{psnr_pair(err)[1]:.2f} dB, {secs:.3f} s per 96x96 image", flush=True)
+    if args.picture and picture:
+        # Original / mse / sharp, 48px crops of three held-out works, 4x nearest so pixels stay pixels.
+        rows = torch.cat([p[list(args.works)] for p in picture])[:, :, 24:72, 24:72]
+        big = rows.repeat_interleave(4, 2).repeat_interleave(4, 3)
+        Image.fromarray((image_grid(big.flatten(0, 1), columns=3)[0].numpy() * 255 + 0.5).astype("uint8")).save(
+            args.picture)
+        print(f"wrote {args.picture}: rows are held-out works {list(args.works)} per setting; "
+              "columns original / mse / sharp")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("which", choices=["mnist", "art"])
+    ap.add_argument("which", choices=["mnist", "art", "curve", "sharp"])
+    ap.add_argument("--curve", type=lambda v: [int(s) for s in v.split(",")], default=[300, 1000, 3000],
+                    help="curve: step counts, one run each")
+    ap.add_argument("--every", type=int, default=100, help="curve: score the held-out works every this many steps")
+    ap.add_argument("--picture", default="", help="sharp: write the original / mse / sharp crops here (PNG)")
+    ap.add_argument("--works", type=lambda v: [int(s) for s in v.split(",")], default=[0, 5, 12],
+                    help="sharp: which held-out works the picture shows")
     ap.add_argument("--minutes", type=float, default=9.5, help="art: training budget per setting")
     ap.add_argument("--steps", type=int, default=0, help="art: train this many steps instead of a time budget")
     ap.add_argument("--lr", type=float, default=None)
@@ -146,9 +259,10 @@ if __name__ == "__main__":
     ap.add_argument("--f48", type=int, default=8, help="art: downscale for the 48x setting")
     ap.add_argument("--only", choices=["6x", "48x"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="curve, sharp: where to train (e.g. cuda)")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--resample", default="lanczos", choices=["lanczos", "bicubic", "bilinear"],
                     help="art: filter that scales the thumbnails to 96px (the loader's is lanczos, the sharpest)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"mnist": mnist, "art": art}[args.which](args)
+    {"mnist": mnist, "art": art, "curve": curve, "sharp": sharp}[args.which](args)

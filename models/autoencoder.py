@@ -25,6 +25,9 @@ class TrainState:
     summary: dict = field(default_factory=dict)   # JSON-safe: final_loss, data_size, ...
     latent_stats: dict = None       # per-channel statistics of training latents (for sampling)
     loss_scale: list = None         # fp16 training: [scale, growth tracker] of the gradient scaler
+    adversary: dict = None          # loss sharp: the discriminator's {"weights", "optimizer"} (adversary.py)
+    adv_history: list = field(default_factory=list)   # loss sharp: the weighted adversarial term per step
+    val_history: list = field(default_factory=list)   # [global step, PSNR of the held-back works] pairs
 
 
 class Autoencoder:
@@ -94,7 +97,10 @@ class Autoencoder:
         s = self.state.summary
         if self.state.step:
             lines.append(f"trained {self.state.step} steps on {s.get('data_size', '?')} images"
+                         + (f" with loss {s['loss']}" if isinstance(s.get("loss"), str) else "")
                          + (f", {loss_label(s['final_loss'])}" if "final_loss" in s else ""))
+            if "val_psnr" in s:
+                lines.append(f"{s['held_out']} held-back works: {s['val_psnr']:.2f} dB (weights of the best step)")
         else:
             lines.append("untrained")
         p = self.prior

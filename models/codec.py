@@ -9,7 +9,7 @@ carries most of the picture, stays float32, so the result matches float32 to wel
 import torch
 import torch.nn.functional as F
 
-from . import formats, tiling
+from . import formats, refine, tiling
 from .errors import AtelierError
 from .networks import ARCHITECTURES
 from .precision import inference_dtype
@@ -71,12 +71,19 @@ def memory_needed(ae):
 
 
 @torch.no_grad()
-def encode(ae, images, fit="pad", device="cpu", progress=None):
+def encode(ae, images, fit="pad", device="cpu", progress=None, refine_steps=0, on_step=lambda: None):
     """IMAGE -> LATENT dict (samples on the CPU, like ComfyUI's own latents); ``progress(done, total)`` per
-    pass or tile."""
+    pass or tile. ``refine_steps`` > 0 then fits each latent to its image through the decoder (refine.py);
+    ``on_step`` (progress) runs before each of those steps."""
     h, w = images.shape[1:3] if isinstance(images, torch.Tensor) and images.ndim == 4 else (0, 0)
     x = prepare_images(ae, images, fit)
-    z = tiling.encode(ae.on(device).model, x, device, inference_dtype(ae.config, device), progress=progress)
+    net = ae.on(device).model
+    z = tiling.encode(net, x, device, inference_dtype(ae.config, device), progress=progress)
+    if refine_steps > 0:
+        try:
+            z = refine.refine(net, net.to_model_channels(x.to(device)), z.to(device), refine_steps, on_step).cpu()
+        except refine.RefineError as e:
+            raise CodecError(str(e)) from None
     return latent_of(ae, z, (h, w) if fit == "pad" and tuple(x.shape[-2:]) != (h, w) else None)
 
 

@@ -1,9 +1,11 @@
 """Reconstruction losses and quality metrics (images in 0..1, [B,C,H,W])."""
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("mse", "l1", "mse+ssim")
+LOSSES = ("mse", "l1", "mse+ssim", "sharp")  # sharp: mse + a discriminator's verdict (adversary.py)
 SSIM_WEIGHT = 0.05  # (1 - SSIM) is ~50x larger than MSE at useful quality; keep MSE in charge
 
 
@@ -14,8 +16,9 @@ def _gaussian_window(channels, size=11, sigma=1.5, device=None, dtype=None):
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim(a, b):
-    """Mean SSIM (Wang et al. 2004, 11x11 Gaussian window); falls back to a smaller window on tiny images."""
+def _ssim_terms(a, b):
+    """Mean SSIM and mean contrast-structure term (Wang et al. 2004, 11x11 Gaussian window; a smaller
+    window on tiny images)."""
     c = a.shape[1]
     size = min(11, a.shape[-1], a.shape[-2])
     size -= 1 - size % 2
@@ -25,12 +28,32 @@ def ssim(a, b):
     sbb = F.conv2d(b * b, w, groups=c) - mu_b ** 2
     sab = F.conv2d(a * b, w, groups=c) - mu_a * mu_b
     c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
-    return s.mean()
+    cs = (2 * sab + c2) / (saa + sbb + c2)
+    return (((2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)) * cs).mean(), cs.mean()
+
+
+def ssim(a, b):
+    """Mean SSIM (Wang et al. 2004, 11x11 Gaussian window); falls back to a smaller window on tiny images."""
+    return _ssim_terms(a, b)[0]
+
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def ms_ssim(a, b):
+    """Multi-scale SSIM (Wang et al. 2003): contrast-structure at the finer scales, full SSIM at the
+    coarsest; as many of the five scales as the image size allows (at least 4 pixels a side)."""
+    levels = [w for i, w in enumerate(MS_SSIM_WEIGHTS) if min(a.shape[-2:]) >> i >= 4]
+    out = 1.0
+    for i, weight in enumerate(levels):
+        full, cs = _ssim_terms(a, b)
+        out = out * (full if i == len(levels) - 1 else cs).clamp_min(0) ** (weight / sum(levels))
+        a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+    return out
 
 
 def reconstruction_loss(kind, recon, target):
-    if kind == "mse":
+    if kind in ("mse", "sharp"):
         return F.mse_loss(recon, target)
     if kind == "l1":
         return F.l1_loss(recon, target)
@@ -41,8 +64,12 @@ def reconstruction_loss(kind, recon, target):
 
 def psnr(recon, target):
     """PSNR in dB over the whole batch (peak 1.0), on images clamped to 0..1."""
-    mse = F.mse_loss(recon.clamp(0, 1).float(), target.float())
-    return float(10 * torch.log10(1.0 / mse.clamp_min(1e-12)))
+    return psnr_of_mse(float(F.mse_loss(recon.clamp(0, 1).float(), target.float())))
+
+
+def psnr_of_mse(mse):
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
 
 
 def smoothed_loss(history):

@@ -27,6 +27,16 @@ def image_grid(images, columns=0, padding=2, background=1.0):
     return out[None]
 
 
+def caption(img, text):
+    """Write ``text`` on a PIL image's top-left corner, on a light box so it reads on any picture."""
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    x0, y0, x1, y1 = d.textbbox((4, 4), text, font=font)
+    d.rectangle([x0 - 2, y0 - 2, x1 + 2, y1 + 2], fill=(250, 250, 248))
+    d.text((4, 4), text, fill=(40, 120, 50), font=font)
+    return img
+
+
 def _to_tensor(img):
     return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)[None]
 
@@ -54,9 +64,11 @@ def _step_ticks(n):
     return [0, n]
 
 
-def loss_curve(history, width=640, height=360, title="training loss"):
+def loss_curve(history, width=640, height=360, title="training loss", adversarial=(), validation=()):
     """The loss per step on a log scale: the raw values faint, their running mean (smoothed_loss) on top,
-    and its last value, the same "last loss" the model card shows."""
+    and its last value, the same "last loss" the model card shows. Loss sharp's adversarial part (its size,
+    orange, same axis) and the held-back works' PSNR (``validation``: [step, dB] pairs, green, scaled to the
+    plot's height) when given."""
     img = Image.new("RGB", (width, height), (250, 250, 248))
     d = ImageDraw.Draw(img)
     font, small = ImageFont.load_default(size=14), ImageFont.load_default(size=12)
@@ -64,6 +76,8 @@ def loss_curve(history, width=640, height=360, title="training loss"):
     left, right, top, bottom = 84, 20, 40, 48
     d.text((left, 12), title, fill=ink, font=font)
     vals = np.asarray([v for v in history if v > 0 and math.isfinite(v)], dtype=np.float64)
+    adv = np.abs(np.asarray(adversarial[-len(vals):] if len(vals) else [], dtype=np.float64))
+    adv_on = adv[adv > 0]
     if len(vals) < 2:
         d.text((left, height // 2), "no training steps yet", fill=grey, font=font)
         return _to_tensor(img)
@@ -75,7 +89,8 @@ def loss_curve(history, width=640, height=360, title="training loss"):
     else:   # a long title (a blow-up's message): the figure goes on a line of its own
         d.text((left, 30), last, fill=blue, font=font)
         top += 18
-    lo, hi = np.log10(vals.min()), np.log10(vals.max())
+    both = np.concatenate([vals, adv_on]) if len(adv_on) else vals
+    lo, hi = np.log10(both.min()), np.log10(both.max())
     pad = max(hi - lo, 0.2) * 0.05   # a little air, and a visible range for a flat curve
     lo, hi = lo - pad, hi + pad
     pw, ph = width - left - right, height - top - bottom
@@ -111,6 +126,19 @@ def loss_curve(history, width=640, height=360, title="training loss"):
     d.line([(x(i + 1), y(v)) for i, v in enumerate(smooth)], fill=blue, width=2)
     ex, ey = x(n), y(smooth[-1])
     d.ellipse([ex - 4, ey - 4, ex + 4, ey + 4], fill=blue)
+    first = len(history) - n   # global step of vals[0] (history's non-positive entries are rare)
+    if len(adv_on) > 1:
+        start = len(adv) - len(adv_on)
+        d.line([(x(start + i + 1), y(v)) for i, v in enumerate(smoothed_loss(adv_on))], fill=(230, 120, 30), width=2)
+        d.text((left + pw - 190, top + 4), "adversarial part (size)", fill=(230, 120, 30), font=small)
+    val = [(s_ - first, v) for s_, v in validation if 0 <= s_ - first <= n and math.isfinite(v)]
+    if val:
+        v_lo, v_hi = min(v for _, v in val), max(v for _, v in val)
+        pts = [(x(s_), top + ph * (1 - (v - v_lo) / max(v_hi - v_lo, 1e-6))) for s_, v in val]
+        if len(pts) > 1:
+            d.line(pts, fill=(40, 150, 60), width=2)
+        d.text((left + 6, top + 4), f"held-back works {val[-1][1]:.2f} dB (best {v_hi:.2f})", fill=(40, 150, 60),
+               font=small)
     return _to_tensor(img)
 
 

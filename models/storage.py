@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import save
 
 from . import __version__, files
+from .adversary import expected_shapes as adversary_shapes
 from .autoencoder import Autoencoder, TrainState
 from .config import ConfigError, validate_config
 from .errors import AtelierError
@@ -45,16 +46,27 @@ class ModelFileError(AtelierError):
 def to_tensors(ae):
     """Everything an Autoencoder holds, as a flat {name: CPU tensor} dict."""
     out = {f"model.{k}": v.detach().to("cpu", torch.float32).contiguous() for k, v in ae.model.state_dict().items()}
-    for i, st in (ae.state.optimizer or {}).items():
-        for k in OPTIM_KEYS:
-            out[f"optim.{i}.{k}"] = st[k].detach().to("cpu", torch.float32).contiguous()
-    if ae.state.loss_history:
-        out["train.loss_history"] = torch.tensor(ae.state.loss_history, dtype=torch.float32)
+    _optimizer_tensors(out, "optim", ae.state.optimizer)
+    adversary = ae.state.adversary
+    if adversary:   # loss sharp's discriminator: resuming it is part of resuming the run
+        out.update({f"adv.{k}": v.detach().to("cpu", torch.float32).contiguous()
+                    for k, v in adversary["weights"].items()})
+        _optimizer_tensors(out, "adv_optim", adversary.get("optimizer"))
+    for key in ("loss_history", "adv_history", "val_history"):   # val_history's [step, dB] pairs as one row
+        values = getattr(ae.state, key)
+        if values:
+            out[f"train.{key}"] = torch.tensor(values, dtype=torch.float32).flatten()
     for k, v in (ae.state.latent_stats or {}).items():
         out[f"stats.{k}"] = v.detach().to("cpu", torch.float32).contiguous()
     if ae.prior is not None:
         out.update({f"prior.latents.{i}": z.float().contiguous() for i, z in enumerate(ae.prior.latents)})
     return out
+
+
+def _optimizer_tensors(out, prefix, state):
+    for i, st in (state or {}).items():
+        for k in OPTIM_KEYS:
+            out[f"{prefix}.{i}.{k}"] = st[k].detach().to("cpu", torch.float32).contiguous()
 
 
 SAVED_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?(\.\d+)?([+-]\d{2}:\d{2}|Z)?")
@@ -372,20 +384,41 @@ def _check_latent_stats(t):
     return None
 
 
-def _optimizer_shapes(config, params, meta):
-    return {f"optim.{i}.{k}": shape if k != "step" else () for i, shape in enumerate(params) for k in OPTIM_KEYS}
+def _optimizer_shapes(params, prefix="optim"):
+    return {f"{prefix}.{i}.{k}": shape if k != "step" else () for i, shape in enumerate(params) for k in OPTIM_KEYS}
+
+
+def _adversary_shapes(config):
+    return {f"adv.{k}": v for k, v in adversary_shapes(config["channels"])[0].items()}
+
+
+def _check_adversary(t):
+    """Loss sharp's discriminator: all of it or none of it, finite."""
+    if t and len(t) != len(adversary_shapes(3)[0]):
+        return "its discriminator (loss sharp) is incomplete"
+    return _finite(t) and f"its discriminator (loss sharp): {_finite(t)}"
+
+
+def _check_train(t):
+    if len(t.get("train.val_history", ())) % 2:
+        return "its validation history is not a list of [step, PSNR] pairs"
+    return _finite(t)
 
 
 TENSOR_GROUPS = {
     "model": TensorGroup(lambda config, params, meta: _network_shapes(config), _finite, required=True),
-    "optim": TensorGroup(_optimizer_shapes, _check_optimizer),
+    "optim": TensorGroup(lambda config, params, meta: _optimizer_shapes(params), _check_optimizer),
     "stats": TensorGroup(lambda config, params, meta: {"stats.mean": (config["latent_channels"],),
-                                                 "stats.cov": (config["latent_channels"],) * 2},
+                                                       "stats.cov": (config["latent_channels"],) * 2},
                          _check_latent_stats),
-    "train": TensorGroup(lambda config, params, meta: {"train.loss_history": None}, _finite),
+    "train": TensorGroup(lambda config, params, meta: dict.fromkeys(("train.loss_history", "train.adv_history",
+                                                                     "train.val_history")), _check_train),
     # The latent prior's works (Train Latent Prior): shapes as its metadata lists them, all required.
     "prior": TensorGroup(lambda config, params, meta: _prior_shapes(config, meta.get("prior")), _finite,
                          required=True),
+    "adv": TensorGroup(lambda config, params, meta: _adversary_shapes(config), _check_adversary),
+    "adv_optim": TensorGroup(lambda config, params, meta: _optimizer_shapes(
+        adversary_shapes(config["channels"])[1], "adv_optim"), _check_optimizer),
 }
 
 
@@ -432,7 +465,7 @@ def _check_values(path, tensors):
 # What the pack itself reads back from a summary; a value of another type (an edited file) is dropped.
 SUMMARY_TYPES = {"final_loss": (int, float), "psnr": (int, float), "data_size": int, "steps": int,
                  "batch_size": int, "learning_rate": (int, float), "precision": str, "loss": str,
-                 "corruption": str, "stopped_early": str}
+                 "corruption": str, "stopped_early": str, "val_psnr": (int, float), "held_out": int}
 
 
 def _summary_value(key, v):
@@ -499,19 +532,28 @@ def load_autoencoder(path, device="cpu"):
         net.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
     except (RuntimeError, ValueError, KeyError) as e:  # checked above; a last line of defence, still our error
         raise _fail(path, f"its weights do not fit the network ({str(e)[:300]})", _DAMAGED) from None
-    n_params = len(list(net.parameters()))
-    optimizer = None
-    if "optim.0.exp_avg" in t:
-        optimizer = {i: {k: t[f"optim.{i}.{k}"] for k in OPTIM_KEYS} for i in range(n_params)}
+    optimizer = _optimizer_from(t, "optim", len(list(net.parameters())))
+    adversary = None
+    if "adv.net.0.weight" in t:
+        weights = {k[4:]: v for k, v in t.items() if k.startswith("adv.")}
+        adversary = {"weights": weights, "optimizer": _optimizer_from(t, "adv_optim", len(weights))}
     stats = {k: t[f"stats.{k}"] for k in ("mean", "cov") if f"stats.{k}" in t} or None
-    history = t["train.loss_history"].tolist() if "train.loss_history" in t else []
-    state = TrainState(step=step, optimizer=optimizer, loss_history=history, summary=summary,
-                       latent_stats=stats, loss_scale=loss_scale)
+    history = {key: t[f"train.{key}"].tolist() if f"train.{key}" in t else []
+               for key in ("loss_history", "adv_history")}
+    pairs = t["train.val_history"].view(-1, 2).tolist() if "train.val_history" in t else []
+    state = TrainState(step=step, optimizer=optimizer, summary=summary, latent_stats=stats, loss_scale=loss_scale,
+                       adversary=adversary, val_history=pairs, **history)
     name = os.path.splitext(os.path.basename(path))[0]
     ae = Autoencoder(config, net.to(device), state, model_id, name)
     ae.prior = _prior_of(path, meta, config, t)
     ae.origin = _origin(meta)
     return ae
+
+
+def _optimizer_from(t, prefix, n_params):
+    if f"{prefix}.0.exp_avg" not in t:
+        return None
+    return {i: {k: t[f"{prefix}.{i}.{k}"] for k in OPTIM_KEYS} for i in range(n_params)}
 
 
 def _origin(meta):

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 
 import torch
 
-from . import formats, interrupt, memory
+from . import formats, interrupt, memory, validation
+from .adversary import Adversary, adaptive_weight
 from .corruption import CORRUPTIONS, corrupt
 from .errors import AtelierError
 from .dataset import WorkFolder
 from .latent_stats import latent_statistics
 from .losses import LOSSES, last_loss, psnr, reconstruction_loss
 from .networks import build_network
+from .optim import adamw, load_optimizer_state, optimizer_state
 from .precision import NAMES, autocast_dtype, resumed_precision, slowdown
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 SNAPSHOT_EVERY = 50   # steps between "last good" copies kept for NaN recovery
 KEPT_HISTORY = 100_000   # loss values training keeps (the latest), well under storage.MAX_FILE_HISTORY
 PREVIEW_SECONDS = 3.0  # how often a live reconstruction preview is due
+VALIDATE_EVERY = 50   # steps between validation scores (also at the start and the end of a run)
+AUTO_CROP = 2 / 3     # crop_size 0 ("auto"): this fraction of the shorter image side ...
+AUTO_CROP_MAX = 128   # ... at most this (big paintings train on many small crops, not a few huge ones)
 MAX_LEARNING_RATE = 10.0  # far beyond useful; keeps AdamW's float32 arithmetic from overflowing
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5 has only the latter
 # The CPU allocator's failures arrive as plain RuntimeErrors (or MemoryError from numpy and Python).
@@ -60,13 +65,16 @@ class TrainSettings:
     learning_rate: float = 2e-3
     seed: int = 0
     loss: str = "mse"
-    crop_size: int = 128      # random square crops of this side (crop_of); 0: whole images
+    crop_size: int = 0        # 0: auto (AUTO_CROP of the image side); at least the image side: whole images
     kl_weight: float = 0.01   # variational models only: pull of the latents toward N(0, 1)
     warmup: int = 50          # only when training starts from step 0
     flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
     precision: str = "auto"   # "auto": bf16 autocast where faster, fp16 on older GPUs, else fp32 (precision.py)
     corruption: str = "none"  # restoration training: damage the input, score against the clean image
     corruption_strength: float = 0.5
+    validation: bool = True   # hold back a few works (validation.py) and keep the best-scoring step's weights
+    sharp_warmup: int = 200   # sharp: the adversarial term counts from this global step (the discriminator trains
+    #                           from the start, the autoencoder on plain reconstruction until then)
 
 
 def step_bytes_per_image(config, crop):
@@ -102,16 +110,6 @@ def _check_forward_and_backward(module, args):
         args[0].register_hook(_check_backward)
 
 
-def adamw(params, lr):
-    """AdamW, fused into one kernel per tensor where this torch has it (CPU since 2.4): its step
-    is ~10x faster than the per-operation loop, which matters for small models and busy machines."""
-    params = list(params)
-    try:
-        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
-
-
 def crop_of(net, crop_size, h, w):
     """The training crop (h, w) for images of h x w."""
     if net.fixed_size:
@@ -121,8 +119,9 @@ def crop_of(net, crop_size, h, w):
                                 f"image loader's size to {side} or make a new model with image_size {h}")
         return side, side
     f = net.downscale
-    ch, cw = (min(crop_size, h), min(crop_size, w)) if crop_size > 0 else (h, w)
-    ch, cw = ch // f * f, cw // f * f
+    if crop_size == 0:  # auto: crops whose random placement keeps a small model from memorising the works
+        crop_size = max(f, min(AUTO_CROP_MAX, int(min(h, w) * AUTO_CROP)))
+    ch, cw = min(crop_size, h) // f * f, min(crop_size, w) // f * f
     if ch == 0 or cw == 0:
         raise TrainingError(f"images of {w}x{h} are smaller than the model's downscale of {f}; "
                             "use larger images or a smaller downscale")
@@ -131,11 +130,8 @@ def crop_of(net, crop_size, h, w):
 
 def data_crop(net, images, crop_size):
     """The crop for an IMAGE batch or a dataset (whose works differ in size, so it needs a crop_size)."""
-    if isinstance(images, WorkFolder):
-        if crop_size <= 0 and not net.fixed_size:
-            raise TrainingError("a dataset's works differ in size, so training needs random crops: set crop_size "
-                                "(e.g. 256)")
-        side = net.image_size if net.fixed_size else crop_size
+    if isinstance(images, WorkFolder):   # works of differing sizes: crop auto is AUTO_CROP_MAX
+        side = net.image_size if net.fixed_size else crop_size or AUTO_CROP_MAX
         return crop_of(net, crop_size, side, side)
     return crop_of(net, crop_size, *images.shape[1:3])
 
@@ -162,6 +158,13 @@ class Trainer:
         if s.steps < 0 or s.batch_size < 1 or not 0 < s.learning_rate <= MAX_LEARNING_RATE:
             raise TrainingError(f"steps must be >= 0, batch_size >= 1 and learning_rate between 0 and "
                                 f"{MAX_LEARNING_RATE:g} (got {s.steps}, {s.batch_size}, {s.learning_rate})")
+        cfg = autoencoder.config
+        if s.loss == "sharp" and cfg["architecture"] == "dense":
+            raise TrainingError("loss sharp is for conv models: its discriminator judges patches of texture, and a "
+                                "dense model's small fixed-size pictures have none to judge; use mse for dense models")
+        if s.loss == "sharp" and s.batch_size == 1:
+            log.warning("loss sharp with batch_size 1: the discriminator sees one crop per step and learns slowly "
+                        "and noisily; batch_size 8 or more works better")
         self.settings = s
         self.device = torch.device(device or "cpu")
         self.free_memory = free_memory
@@ -180,6 +183,11 @@ class Trainer:
             raise TrainingError(f"ran out of {kind} putting the training images on the "
                                 f"{'GPU' if kind == 'GPU memory' else 'device'}; load fewer or smaller images "
                                 "(Load Image Folder's count and size), or use Load Dataset Folder")
+        self.val = self.val_input = None
+        if self.dataset is None:
+            keep, held = validation.split(self.data.shape[0], s.seed) if s.validation else (None, [])
+            if len(held):  # the held-back works are never trained on; they pick the weights that are kept
+                self.data, self.val = self.data[keep.to(self.device)], self.data[held.to(self.device)]
         interrupt.check()   # Cancel between every set-up phase: each can take seconds on a busy machine
         self.crop = data_crop(autoencoder.model, images, s.crop_size)
         per_image = step_bytes_per_image(autoencoder.config, self.crop)
@@ -210,36 +218,44 @@ class Trainer:
             # Once, not every batch: the images in the model's own channels (luma for grayscale models).
             if self.dataset is None:
                 self.data = self.net.to_model_channels(self.data)
+            if self.val is not None:
+                self.val = self.net.to_model_channels(self._whole(self.val.to(self.device)))
+                # Restoration training is scored on restoring: the held-back works damaged once, the same each time.
+                self.val_input = corrupt(self.val, s.corruption, s.corruption_strength,
+                                         torch.Generator().manual_seed(s.seed))
             self.opt = adamw(self.net.parameters(), s.learning_rate)
-            self._restore_optimizer(self.ae.state.optimizer)
+            load_optimizer_state(self.opt, self.ae.state.optimizer)
+            # sharp: the discriminator resumes from the file; other losses leave a saved one untouched.
+            self.adversary = Adversary(self.net.channels, self.ae.state.adversary, self.device) \
+                if s.loss == "sharp" else None
+            # The layer the adversarial weight is balanced at (VQGAN): the conv path's last convolution.
+            self.last_layer = [m for m in self.net.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight \
+                if self.adversary else None
         self.scaler = self._grad_scaler() if self.autocast == torch.float16 else None
         self.start_step = self.ae.state.step
         self.history = list(self.ae.state.loss_history)
+        self.adv_history = list(self.ae.state.adv_history)
+        self.val_history = [list(v) for v in self.ae.state.val_history]
         if self.start_step == 0 and s.steps > 0 and self.net.starts_from_pca:
-            # A fresh model starts from the best linear code of these very images (PCA),
-            # fitted on at most ~16M pixels so big paintings do not exhaust memory.
-            n = max(1, min(256, (1 << 24) // (self.crop[0] * self.crop[1])))
+            # A fresh model starts from the best linear code of these very images (PCA) (not of the held-back
+            # ones), fitted on whole images, as a linear code would encode them, and on at most ~16M pixels so
+            # big paintings do not exhaust memory.
+            f, (h, w) = self.net.downscale, self.data.shape[-2:]
+            n = max(1, min(256, (1 << 24) // (h * w)))
             interrupt.check()
             with torch.inference_mode(False):
-                self.net.init_linear_from(self.sample_images(n=n))
+                self.net.init_linear_from(validation.centre_crop(self.data[:n], h // f * f, w // f * f))
             interrupt.check()
 
     # -- setup -------------------------------------------------------------------------
-    def _restore_optimizer(self, saved):
-        if not saved:
-            return
-        params = list(self.net.parameters())
-        state = {}
-        for i, p in enumerate(params):
-            entry = saved.get(i)
-            if entry is None or entry["exp_avg"].shape != p.shape:
-                log.warning("saved optimizer state does not fit this model; starting the optimizer afresh")
-                return
-            # Moments in their parameter's memory layout (channels_last): the fused step pairs them elementwise.
-            state[i] = {k: torch.empty_like(p).copy_(v) if k != "step" else v.clone() for k, v in entry.items()}
-        sd = self.opt.state_dict()
-        sd["state"] = state
-        self.opt.load_state_dict(sd)
+    def _whole(self, x):
+        """Whole works as validation, previews and the reconstruction grid show them: centre crops at most
+        validation.MAX_SIDE a side (trimmed to the downscale), or a dense model's own size."""
+        (h, w), cfg = x.shape[-2:], self.ae.config
+        if cfg["architecture"] == "dense":
+            return validation.centre_crop(x, *self.crop)
+        f, side = cfg["downscale"], validation.MAX_SIDE
+        return validation.centre_crop(x, min(h, side) // f * f, min(w, side) // f * f)
 
     def _grad_scaler(self):
         """fp16 gradients underflow unless the loss is scaled up; the scale resumes where it stopped."""
@@ -252,10 +268,6 @@ class Trainer:
             scale, tracker = self.ae.state.loss_scale
             scaler.load_state_dict({**scaler.state_dict(), "scale": float(scale), "_growth_tracker": int(tracker)})
         return scaler
-
-    def _optimizer_state(self):
-        sd = self.opt.state_dict()["state"]
-        return {i: {k: v.detach().to("cpu").clone() for k, v in st.items()} for i, st in sd.items()}
 
     # -- batches -----------------------------------------------------------------------
     def _generator(self, step):
@@ -299,10 +311,12 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------
     def step(self, i):
-        """One optimisation step (i counts from 0 within this run). Returns the loss, or None if it was not finite."""
+        """One optimisation step (i counts from 0 within this run). Returns (reconstruction loss, weighted
+        adversarial term or None), or None if a loss or gradient was not finite (``self.failed`` says whose)."""
         s = self.settings
+        lr = self.learning_rate(i)
         for group in self.opt.param_groups:
-            group["lr"] = self.learning_rate(i)
+            group["lr"] = lr
         x, g = self.batch(self.start_step + i)
         damaged = corrupt(x, s.corruption, s.corruption_strength, g)
         with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
@@ -311,9 +325,19 @@ class Trainer:
         # Score what the artist will see (decode clamps to 0..1) but keep the gradient flowing
         # (straight-through), so overshooting pure black or white costs nothing.
         recon = recon + (recon.clamp(0, 1) - recon).detach()
-        loss = reconstruction_loss(s.loss, recon, x)
-        if kl is not None:
-            loss = loss + s.kl_weight * kl
+        rec = reconstruction_loss(s.loss, recon, x)
+        loss = plain = rec if kl is None else rec + s.kl_weight * kl
+        adversarial = self.adversary is not None and self.start_step + i >= s.sharp_warmup
+        adv = None
+        self.failed = "autoencoder"
+        if adversarial and torch.isfinite(loss):
+            # The discriminator runs in float32: it is small, and its gradient steers the picture.
+            g_loss = self.adversary.generator_term(recon, g)
+            adv = adaptive_weight(rec, g_loss, self.last_layer) * g_loss
+            if not torch.isfinite(adv):
+                self.failed = "discriminator"
+                return None
+            loss = loss + adv
         if not torch.isfinite(loss):
             return None
         self.opt.zero_grad(set_to_none=True)
@@ -330,14 +354,20 @@ class Trainer:
             # and lowers the scale.
             self.scaler.step(self.opt)
             self.scaler.update()
-        return loss.item()
+        if self.adversary is not None:   # it learns through the warm-up, so it has a useful verdict when heard
+            self.failed = "discriminator"
+            if self.adversary.step(x, recon, g, lr) is None:
+                return None
+        self.failed = None
+        return plain.item(), None if adv is None else adv.item()
 
     def run(self, on_step=None):
         """Train ``settings.steps`` steps and return the trained clone.
 
         ``on_step(done, total, loss)`` is called after every step (it may ask for ``preview``); an exception
         it raises (ComfyUI's Cancel) propagates and the input model is left as it was. Running out of memory
-        raises a TrainingError saying which batch size fits.
+        raises a TrainingError saying which batch size fits. With a validation split the weights of the
+        best-scoring step are kept (``self.best``), as nanoGPT keeps its best checkpoint.
         """
         self._next_preview = time.monotonic() + PREVIEW_SECONDS
         try:
@@ -364,26 +394,48 @@ class Trainer:
 
     def _loop(self, total, on_step):
         with torch.inference_mode(False):
-            good = self._snapshot(0)
+            good = self.best = self._snapshot(0)
+            self._validate(0)
             for i in range(total):
-                loss = self.step(i)
+                out = self.step(i)
                 checkpoint = (i + 1) % SNAPSHOT_EVERY == 0 or i + 1 == total
                 # A finite loss does not prove the update it made was finite: check the weights too.
-                if loss is None or (checkpoint and not self._weights_finite()):
+                if out is None or (checkpoint and not self._weights_finite()):
                     self._recover(good, i)
                     break
+                loss, adv = out
                 self.history.append(loss)
+                if self.adversary is not None:
+                    self.adv_history.append(adv or 0.0)
                 if checkpoint:
                     good = self._snapshot(i + 1)
+                if (i + 1) % VALIDATE_EVERY == 0 or i + 1 == total:
+                    self._validate(i + 1, good if checkpoint else None)
                 if on_step is not None:
                     on_step(i + 1, total, loss)
             else:
-                self.ae.state.optimizer = self._optimizer_state()
-                self.ae.state.step = self.start_step + total
-                if self.scaler is not None:
-                    sd = self.scaler.state_dict()
-                    self.ae.state.loss_scale = [sd["scale"], sd["_growth_tracker"]]
+                end = good
+                if "val" in self.best and self.best["step"] < total:
+                    end = self.best
+                    log.info("kept the weights of step %d: held-back works %.2f dB there, %.2f dB at step %d",
+                             self.start_step + end["step"], self.best["val"], self.val_history[-1][1],
+                             self.start_step + total)
+                self._adopt(end)
             return self._finish()
+
+    def _validate(self, i, snapshot=None):
+        """Score the held-back works after step i of this run; remember the best step's full state."""
+        if self.val is None:
+            return
+        v, at = validation.score(self.net, self.val, self.val_input), self.start_step + i
+        if not self.val_history or self.val_history[-1][0] != at:   # a resumed run's step 0 is scored already
+            self.val_history.append([at, v])
+        # sharp trades a little PSNR for texture by design: keep only steps where the adversary had its say.
+        warmup = self.settings.sharp_warmup if self.adversary is not None else 0
+        first_sharp = at >= warmup > self.start_step + self.best["step"]
+        if at >= warmup and ("val" not in self.best or first_sharp or v > self.best["val"]):
+            self.best = snapshot or self._snapshot(i)
+            self.best["val"] = v
 
     def _out_of_memory(self, kind):
         """Free memory, measure which batch size fits, and say so (``kind``: "GPU memory" or "memory"). The
@@ -419,20 +471,42 @@ class Trainer:
         return 0
 
     def _weights_finite(self):
-        return all(torch.isfinite(p).all() for p in self.net.parameters())
+        if not all(torch.isfinite(p).all() for p in self.net.parameters()):
+            self.failed = "autoencoder"
+        elif self.adversary is not None and not self.adversary.finite():
+            self.failed = "discriminator"
+        return self.failed is None
 
     def _snapshot(self, i):
-        return i, copy.deepcopy(self.net.state_dict())
+        """Everything a resumable model holds after step i of this run."""
+        snap = {"step": i, "weights": copy.deepcopy(self.net.state_dict()),
+                "optimizer": optimizer_state(self.opt), "history": len(self.history), "adv_history": len(self.adv_history),
+                "adversary": self.adversary.state() if self.adversary else None, "loss_scale": None}
+        if self.scaler is not None:
+            sd = self.scaler.state_dict()
+            snap["loss_scale"] = [sd["scale"], sd["_growth_tracker"]]
+        return snap
+
+    def _adopt(self, snap, keep_optimizer=True):
+        """Make the clone what it was at a snapshot: the kept best step, the last good one, or the end."""
+        self.net.load_state_dict(snap["weights"])
+        st = self.ae.state
+        st.step = self.start_step + snap["step"]
+        st.optimizer = snap["optimizer"] if keep_optimizer else None
+        st.loss_scale = snap["loss_scale"] if keep_optimizer else None
+        if self.adversary is not None:
+            st.adversary = dict(snap["adversary"], optimizer=snap["adversary"]["optimizer"] if keep_optimizer else None)
+            self.adversary.load(st.adversary)
+        del self.history[snap["history"]:]
+        del self.adv_history[snap["adv_history"]:]
+        self.val_history = [v for v in self.val_history if v[0] <= st.step]
 
     def _recover(self, good, failed_at):
-        i, weights = good
-        self.net.load_state_dict(weights)
         # Moments that led to a blow-up are not worth keeping.
-        self.ae.state.optimizer = self.ae.state.loss_scale = None
-        self.ae.state.step = self.start_step + i
-        del self.history[len(self.history) - (failed_at - i):]
-        msg = (f"training blew up (NaN/infinite values) at step {self.start_step + failed_at + 1}; kept the "
-               f"weights from step {self.start_step + i}. Lower the learning rate "
+        self._adopt(good, keep_optimizer=False)
+        who = "the discriminator" if self.failed == "discriminator" else "training"
+        msg = (f"{who} blew up (NaN/infinite values) at step {self.start_step + failed_at + 1}; kept the "
+               f"weights from step {self.start_step + good['step']}. Lower the learning rate "
                f"(now {self.settings.learning_rate:g})"
                + (" or set precision to fp32 (fp16 overflows more easily)." if self.scaler is not None else "."))
         log.warning(msg)
@@ -442,6 +516,8 @@ class Trainer:
         self.net.eval()
         st = self.ae.state
         st.loss_history = self.history[-KEPT_HISTORY:]
+        st.adv_history = self.adv_history[-KEPT_HISTORY:]
+        st.val_history = self.val_history[-KEPT_HISTORY:]
         sample = self.sample_images()
         with torch.no_grad():
             recon = self.net.reconstruct(sample)
@@ -454,8 +530,13 @@ class Trainer:
             "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
             "precision": NAMES[self.autocast],
             "corruption": self.settings.corruption,
-            "psnr": round(quality, 3),
+            "psnr": round(quality, 3), "held_out": 0 if self.val is None else int(self.val.shape[0]),
         })
+        kept = [v for s_, v in st.val_history if s_ == st.step]
+        if kept:   # the held-back works' PSNR with the weights kept
+            st.summary["val_psnr"] = round(kept[-1], 3)
+        else:
+            st.summary.pop("val_psnr", None)
         if st.loss_history:
             st.summary["final_loss"] = last_loss(st.loss_history)
         st.latent_stats = latent_statistics(self.net, self.data if self.dataset is None else self.sample_images(64),
@@ -465,13 +546,11 @@ class Trainer:
         return self.ae
 
     def sample_images(self, n=8):
-        """A fixed set of centre crops used for previews and the reconstructions."""
+        """A fixed set of (whole) works used for previews and the reconstruction grid."""
         if self.dataset is not None:
             crops = self.dataset.centre_crops(self.settings.seed, n, self.crop)
             return self.net.to_model_channels(crops.to(self.device))
-        (h, w), (ch, cw) = self.data.shape[-2:], self.crop
-        t, l = (h - ch) // 2, (w - cw) // 2
-        return self.data[:n, :, t:t + ch, l:l + cw]
+        return self._whole(self.data[:n])
 
     def preview(self, done, total, n=4):
         """(originals, reconstructions) of ``n`` training crops as RGB [n,H,W,3] when a live preview is due

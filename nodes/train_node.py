@@ -5,7 +5,7 @@ import torch
 from ..models.corruption import CORRUPTIONS
 from ..models.formats import image_to_pil
 from ..models.losses import LOSSES
-from ..models.plots import image_grid, loss_curve
+from ..models.plots import caption, image_grid, loss_curve
 from ..models.precision import PRECISIONS
 from ..models.errors import AtelierError
 from ..models.train import Trainer, TrainSettings, memory_needed
@@ -48,16 +48,18 @@ class AtelierTrainAutoencoder(AtelierNode):
             "learning_rate": FLOAT(D.learning_rate, 0.00001, 1.0, "Step size. Lower it if the loss curve jumps or "
                                    "turns to NaN; dense models like ~0.01.", step=0.0001, round=0.00001),
             "seed": SEED("Seed for the order and crops of training images; the same seed repeats a run exactly."),
-            "loss": COMBO(list(LOSSES), "mse: the classic (best PSNR). l1: a little sharper. mse+ssim: also "
-                          "rewards matching local structure.", default=D.loss),
+            "loss": COMBO(list(LOSSES), "mse: the classic (best PSNR, but fine detail averages into blur). l1: a "
+                          "little sharper. mse+ssim: also rewards matching local structure. sharp (recommended for "
+                          "art, conv models): mse plus a small discriminator, trained alongside from scratch, that "
+                          "teaches the decoder to paint texture instead of blur; slower per step.", default=D.loss),
         }, "optional": {
             "images": LINK("IMAGE", "Training images, e.g. from Load Image Folder (or connect a dataset)."),
             "dataset": LINK(DATASET, "A large collection read lazily during training, from Load Dataset Folder; "
                             "used instead of images when connected (needs crop_size)."),
-            "crop_size": INT(D.crop_size, 0, 4096, "Train on random square crops of this size (0 = whole images; "
-                             "images this size or smaller are used whole). Crops are faster, and their random "
-                             "placement keeps the model from memorising your images, so it works better on new ones.",
-                             step=8),
+            "crop_size": INT(D.crop_size, 0, 4096, "Train on random square crops of this size. 0 = auto: 2/3 of the "
+                             "images' shorter side, at most 128. Crops are faster, and their random placement keeps "
+                             "the model from memorising your images, so it works better on new ones. A size at "
+                             "least the images' side trains on whole images.", step=8),
             "flip": ("BOOLEAN", {"default": D.flip, "tooltip": "Randomly mirror images left-right while training. "
                                  "Turn off for text, digits or anything that must not be mirrored."}),
             "kl_weight": FLOAT(D.kl_weight, 0.0, 1.0, "conv-vae only: how strongly latents are pulled toward "
@@ -69,6 +71,11 @@ class AtelierTrainAutoencoder(AtelierNode):
                                 "clean one. Then repair damaged pictures with Restore Damaged Image.",
                                 default=D.corruption),
             "corruption_strength": FLOAT(D.corruption_strength, 0.0, 1.0, "How bad the training damage is (0..1)."),
+            "validation": ("BOOLEAN", {"default": D.validation, "tooltip": "Hold back a few of your works (1 in 8 "
+                           "when you give 16 or more, seeded) and keep the weights from the step that re-made them "
+                           "best, so the model works on new pictures instead of memorising these (their PSNR shows "
+                           "on the loss curve and the preview). Turn off to memorise your set on purpose: when you "
+                           "will only ever encode these very works."}),
             "precision": COMBO(list(PRECISIONS), "auto: bfloat16 arithmetic for conv models where it is faster "
                                "(GPUs that run it natively; processors where a quick measurement finds it at least "
                                "1.2x as fast, same quality), float16 on older NVIDIA GPUs (T4, RTX 20xx), else "
@@ -80,11 +87,11 @@ class AtelierTrainAutoencoder(AtelierNode):
     def train(self, autoencoder, steps, batch_size, learning_rate, seed, loss, images=None, dataset=None,
               crop_size=D.crop_size,
               flip=D.flip, kl_weight=D.kl_weight, precision=D.precision, corruption=D.corruption,
-              corruption_strength=D.corruption_strength):
+              corruption_strength=D.corruption_strength, validation=D.validation):
         settings = TrainSettings(steps=int(steps), batch_size=int(batch_size), learning_rate=float(learning_rate),
                                  seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
                                  kl_weight=float(kl_weight), precision=precision, corruption=corruption,
-                                 corruption_strength=float(corruption_strength))
+                                 corruption_strength=float(corruption_strength), validation=bool(validation))
         source = dataset if dataset is not None else images
         if source is None:
             raise AtelierError("connect training images (Load Image Folder) or a dataset (Load Dataset Folder)")
@@ -95,16 +102,23 @@ class AtelierTrainAutoencoder(AtelierNode):
 
         def on_step(done, total, value):
             shots = trainer.preview(done, total)
-            pbar.update_absolute(done, total, shots and ("JPEG", image_to_pil(comparison_grid(*shots)), 512))
+            picture = shots and image_to_pil(comparison_grid(*shots))
+            if picture and trainer.val_history:
+                caption(picture, f"held-back works {trainer.val_history[-1][1]:.2f} dB")
+            pbar.update_absolute(done, total, picture and ("JPEG", picture, 512))
             bridge.check_interrupted()
             if done % log_every == 0 or done == total:
-                bridge.log.info("train step %d/%d loss %.5f", trainer.start_step + done,
-                                trainer.start_step + total, value)
+                bridge.log.info("train step %d/%d loss %.5f%s", trainer.start_step + done,
+                                trainer.start_step + total, value,
+                                f", held-back works {trainer.val_history[-1][1]:.2f} dB" if trainer.val_history else "")
 
         ae = trainer.run(on_step)
         stopped = ae.state.summary.get("stopped_early")  # shown where the artist looks: on the curve
-        title = stopped.split(";")[0] + ": lower the learning rate" if stopped else "training loss"
+        title = (stopped.split(";")[0] + ": lower the learning rate" if stopped
+                 else "reconstruction loss" if loss == "sharp" else "training loss")
         grid = comparison_grid(*trainer.reconstructions)
         ae.model.cpu()   # the new model waits on ComfyUI's offload device, outside its GPU accounting
         bridge.free_memory()
-        return (ae, loss_curve(ae.state.loss_history, title=title), grid)
+        st = ae.state
+        return (ae, loss_curve(st.loss_history, title=title, adversarial=st.adv_history, validation=st.val_history),
+                grid)

@@ -475,7 +475,7 @@ def test_a_name_the_file_system_refuses_is_a_clear_error(trained, tmp_dirs):
 def test_a_blow_up_is_named_on_the_loss_curve_and_forgotten_by_the_next_good_run(trained, monkeypatch):
     real_step, titles = Trainer.step, []
     monkeypatch.setattr(Trainer, "step", lambda self, i: None if i == 2 else real_step(self, i))  # NaN at step 3
-    monkeypatch.setattr(train_node, "loss_curve", lambda h, title: titles.append(title) or torch.zeros(1, 8, 8, 3))
+    monkeypatch.setattr(train_node, "loss_curve", lambda h, title, **_: titles.append(title) or torch.zeros(1, 8, 8, 3))
     args = dict(images=procedural(4, 32), steps=6, batch_size=2, learning_rate=0.001, seed=0, loss="mse", crop_size=16)
     ae = call("AtelierTrainAutoencoder", autoencoder=trained, **args)[0]
     start = trained.state.step

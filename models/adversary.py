@@ -1,0 +1,139 @@
+"""The ``sharp`` loss's adversary: a small patch discriminator trained from scratch beside the autoencoder.
+
+MSE averages every plausible detail into grey; a discriminator that judges local patches as "real
+texture" or "reconstruction" pushes the decoder to paint detail instead (the recipe of VQGAN and
+SD's VAE, without their pretrained perceptual network, which cannot ship in a node pack). With tens
+of images a discriminator memorises them within a few hundred steps, so both its inputs pass
+through the same kind of differentiable augmentation (DiffAugment, Zhao et al. 2020).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .optim import adamw, load_optimizer_state, optimizer_state
+
+DISC_WIDTH = 32       # channels of the first layer (doubling twice)
+DISC_LR_RATIO = 1.0   # the discriminator's learning rate relative to the autoencoder's
+DISC_BETAS = (0.5, 0.9)  # Adam's usual GAN setting (DCGAN, VQGAN): short memory for a moving target
+ADV_WEIGHT = 0.5      # scale of the adaptively weighted adversarial term (VQGAN: 0.5-0.8, beside LPIPS)
+MAX_ADAPTIVE = 1e4    # VQGAN's clamp on the gradient-norm ratio
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN (pix2pix, VQGAN) scaled down: three stride-2 4x4 convolutions and a 3x3 scoring layer, one
+    score per ~34-pixel patch. No normalisation layers: with batches of a few crops, batch statistics
+    would tell real from fake by themselves."""
+
+    def __init__(self, channels=3, width=DISC_WIDTH):
+        super().__init__()
+        c = [channels, width, 2 * width, 4 * width]
+        layers = []
+        for i in range(3):
+            layers += [nn.Conv2d(c[i], c[i + 1], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        layers.append(nn.Conv2d(c[-1], 1, 3, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x * 2.0 - 1.0)
+
+
+def expected_shapes(channels):
+    """Tensor shapes of a discriminator for a model with this many channels (no memory allocated)."""
+    with torch.device("meta"):
+        d = PatchDiscriminator(channels)
+    return {k: tuple(v.shape) for k, v in d.state_dict().items()}, [tuple(p.shape) for p in d.parameters()]
+
+
+def diff_augment(x, generator):
+    """DiffAugment's colour + translation + cutout, differentiable in x, random draws from ``generator``
+    (CPU) so a run is repeatable. Real and fake batches each get their own draws."""
+    b, dev = x.shape[0], x.device
+
+    def rand(*shape):
+        return torch.rand(shape, generator=generator).to(dev, x.dtype)
+
+    x = x + (rand(b, 1, 1, 1) - 0.5)                                           # brightness
+    if x.shape[1] == 3:
+        m = x.mean(1, keepdim=True)
+        x = (x - m) * (rand(b, 1, 1, 1) * 2) + m                               # saturation
+    m = x.mean((1, 2, 3), keepdim=True)
+    x = (x - m) * (rand(b, 1, 1, 1) + 0.5) + m                                 # contrast
+    h, w = x.shape[-2:]
+    # Translation by up to 1/8 of the side, zero-filled: one gather per axis.
+    sy, sx = max(1, h // 8), max(1, w // 8)
+    ty = (rand(b) * (2 * sy + 1)).long() - sy
+    tx = (rand(b) * (2 * sx + 1)).long() - sx
+    rows = (torch.arange(h, device=dev)[None] + ty.view(-1, 1) + 1).clamp(0, h + 1)   # +1: the zero border
+    cols = (torch.arange(w, device=dev)[None] + tx.view(-1, 1) + 1).clamp(0, w + 1)
+    p = F.pad(x, (1, 1, 1, 1))
+    p = p.gather(2, rows[:, None, :, None].expand(-1, p.shape[1], -1, w + 2))
+    x = p.gather(3, cols[:, None, None, :].expand(-1, p.shape[1], h, -1))
+    # Cutout: one zeroed rectangle of half the side.
+    ch, cw = max(1, h // 2), max(1, w // 2)
+    y0, x0 = (rand(b) * (h - ch + 1)).long().view(-1, 1, 1), (rand(b) * (w - cw + 1)).long().view(-1, 1, 1)
+    yy, xx = torch.arange(h, device=dev).view(1, h, 1), torch.arange(w, device=dev).view(1, 1, w)
+    hole = (yy >= y0) & (yy < y0 + ch) & (xx >= x0) & (xx < x0 + cw)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+def discriminator_loss(real_scores, fake_scores):
+    """Hinge loss (Geometric GAN; VQGAN's default)."""
+    return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+
+
+def generator_loss(fake_scores):
+    return -fake_scores.mean()
+
+
+def adaptive_weight(rec_loss, adv_loss, last_layer):
+    """VQGAN's balance: the adversarial term is scaled so its gradient at the decoder's last layer is as
+    large as the reconstruction's (times ADV_WEIGHT); detached, so it is a weight, not a loss."""
+    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    g_adv = torch.autograd.grad(adv_loss, last_layer, retain_graph=True)[0]
+    w = g_rec.norm() / (g_adv.norm() + 1e-4)
+    return ADV_WEIGHT * w.clamp(0.0, MAX_ADAPTIVE).detach()
+
+
+class Adversary:
+    """The discriminator and its optimizer, and the state of both that travels in the model file
+    (``TrainState.adversary``: {"weights": {name: tensor}, "optimizer": {index: moments}})."""
+
+    def __init__(self, channels, saved=None, device="cpu"):
+        self.net = PatchDiscriminator(channels).to(device)
+        self.opt = adamw(self.net.parameters(), 1e-4, DISC_BETAS)
+        if saved:
+            self.net.load_state_dict(saved["weights"])
+            load_optimizer_state(self.opt, saved.get("optimizer"), "discriminator optimizer")
+
+    def state(self, with_optimizer=True):
+        return {"weights": {k: v.detach().to("cpu").clone() for k, v in self.net.state_dict().items()},
+                "optimizer": optimizer_state(self.opt) if with_optimizer else None}
+
+    def load(self, state):
+        self.net.load_state_dict(state["weights"])
+        if state.get("optimizer") is None:  # after a blow-up: moments that led to it are not worth keeping
+            self.opt.state.clear()
+
+    def generator_term(self, fake, generator):
+        """The autoencoder's adversarial loss on its (augmented) reconstructions; the discriminator's
+        weights get gradients from it too, which its own step clears."""
+        return generator_loss(self.net(diff_augment(fake, generator)))
+
+    def step(self, real, fake, generator, lr):
+        """One discriminator update on real crops vs detached reconstructions. Returns its loss, or None
+        if the loss or the gradient was not finite (nothing is changed then)."""
+        for group in self.opt.param_groups:
+            group["lr"] = lr * DISC_LR_RATIO
+        loss = discriminator_loss(self.net(diff_augment(real, generator)),
+                                  self.net(diff_augment(fake.detach(), generator)))
+        if not torch.isfinite(loss):
+            return None
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if not torch.isfinite(torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)):
+            return None
+        self.opt.step()
+        return loss.item()
+
+    def finite(self):
+        return all(torch.isfinite(p).all() for p in self.net.parameters())
