@@ -158,7 +158,8 @@ def curve(args):
     train, test = art_split(args)
     x = test.movedim(-1, 1)
     print("held-out PSNR (25 works, pooled dB) with the Train node's defaults (crop auto, validation on)\n"
-          "| setting | PCA | steps | kept weights (step) | last step | lowest during the run |\n|---|---|---|---|---|---|")
+          "| setting | PCA | steps | kept weights (step) | last step | lowest during the run |\n"
+          "|---|---|---|---|---|---|")
     for label, k in SETTINGS.items():
         if args.only and args.only != label:
             continue

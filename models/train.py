@@ -480,7 +480,8 @@ class Trainer:
     def _snapshot(self, i):
         """Everything a resumable model holds after step i of this run."""
         snap = {"step": i, "weights": copy.deepcopy(self.net.state_dict()),
-                "optimizer": optimizer_state(self.opt), "history": len(self.history), "adv_history": len(self.adv_history),
+                "optimizer": optimizer_state(self.opt), "history": len(self.history),
+                "adv_history": len(self.adv_history),
                 "adversary": self.adversary.state() if self.adversary else None, "loss_scale": None}
         if self.scaler is not None:
             sd = self.scaler.state_dict()
