@@ -71,6 +71,9 @@ class AtelierTrainAutoencoder(AtelierNode):
                                 "clean one. Then repair damaged pictures with Restore Damaged Image.",
                                 default=D.corruption),
             "corruption_strength": FLOAT(D.corruption_strength, 0.0, 1.0, "How bad the training damage is (0..1)."),
+            "sharp_warmup": INT(D.sharp_warmup, 0, 1_000_000, "loss sharp: steps of plain reconstruction (counted "
+                                "from the model's first step) before the discriminator's verdict counts.",
+                                advanced=True),
             "validation": ("BOOLEAN", {"default": D.validation, "tooltip": "Hold back a few of your works (1 in 8 "
                            "when you give 16 or more, seeded) and keep the weights from the step that re-made them "
                            "best, so the model works on new pictures instead of memorising these (their PSNR shows "
@@ -87,11 +90,13 @@ class AtelierTrainAutoencoder(AtelierNode):
     def train(self, autoencoder, steps, batch_size, learning_rate, seed, loss, images=None, dataset=None,
               crop_size=D.crop_size,
               flip=D.flip, kl_weight=D.kl_weight, precision=D.precision, corruption=D.corruption,
-              corruption_strength=D.corruption_strength, validation=D.validation):
+              corruption_strength=D.corruption_strength, validation=D.validation,
+              sharp_warmup=D.sharp_warmup):
         settings = TrainSettings(steps=int(steps), batch_size=int(batch_size), learning_rate=float(learning_rate),
                                  seed=int(seed), loss=loss, crop_size=int(crop_size), flip=bool(flip),
                                  kl_weight=float(kl_weight), precision=precision, corruption=corruption,
-                                 corruption_strength=float(corruption_strength), validation=bool(validation))
+                                 corruption_strength=float(corruption_strength), validation=bool(validation),
+                                 sharp_warmup=int(sharp_warmup))
         source = dataset if dataset is not None else images
         if source is None:
             raise AtelierError("connect training images (Load Image Folder) or a dataset (Load Dataset Folder)")
