@@ -58,7 +58,8 @@ def stitched(ae, train_z, n, cells=4, seed=0):
     for i in range(n):
         for y in range(0, h, cells):
             for x in range(0, w, cells):
-                k, sy, sx = (int(torch.randint(m, (1,), generator=g)) for m in (len(train_z), h - cells + 1, w - cells + 1))
+                k, sy, sx = (int(torch.randint(m, (1,), generator=g))
+                             for m in (len(train_z), h - cells + 1, w - cells + 1))
                 out[i, :, y:y + cells, x:x + cells] = train_z[k, :, sy:sy + cells, sx:sx + cells][:, :h - y, :w - x]
     return out
 

@@ -8,12 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from . import codec
+from .errors import AtelierError
 from .latent_prior import LatentPrior
 
 MAX_LATENT_VALUES = 64 * 1024 * 1024   # 256 MB of latents in one prior: far beyond hundreds of works
 
 
-class PriorError(ValueError):
+class PriorError(AtelierError):
     """Works or a model the prior cannot be made from; the message says what to do."""
 
 

@@ -10,6 +10,7 @@ from .image_nodes import AtelierImageGrid, AtelierLoadDataset, AtelierLoadImageF
 from .latent_nodes import (AtelierDecode, AtelierEncode, AtelierLatentCollage, AtelierLatentMix, AtelierLatentStyleMix,
                            AtelierLatentWalk, AtelierSampleLatent)
 from .model_nodes import AtelierLoadAutoencoder, AtelierNewAutoencoder, AtelierSaveAutoencoder, model_card
+from .prior_nodes import AtelierLatentVariations, AtelierTrainLatentPrior
 from .restore_node import AtelierRestore
 from .train_node import AtelierTrainAutoencoder
 
@@ -17,7 +18,7 @@ NODES = [
     AtelierNewAutoencoder, AtelierLoadAutoencoder, AtelierSaveAutoencoder, AtelierLoadImageFolder, AtelierLoadDataset,
     AtelierTrainAutoencoder, AtelierEncode, AtelierDecode, AtelierLatentMix, AtelierLatentWalk,
     AtelierLatentStyleMix, AtelierLatentCollage, AtelierSampleLatent, AtelierLatentDirections, AtelierLatentEdit,
-    AtelierVisualizeLatent, AtelierImageGrid, AtelierRestore,
+    AtelierVisualizeLatent, AtelierImageGrid, AtelierRestore, AtelierTrainLatentPrior, AtelierLatentVariations,
 ]
 
 NODE_CLASS_MAPPINGS = {node.__name__: node for node in NODES}

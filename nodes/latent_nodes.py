@@ -20,6 +20,29 @@ def with_samples(latent, samples):
     return (out,)
 
 
+# Sampling with a latent prior (prior_nodes.py)
+PASSES = 2      # patch-matching passes per scale: 2 is clean, 1 faster
+MAX_PASSES = 16
+
+
+def sampling_steps(steps):
+    """``steps`` as a pass count, refused with what to use when out of range (headless prompts skip widgets)."""
+    if not 1 <= int(steps) <= MAX_PASSES:
+        raise AtelierError(f"steps is {steps}; use 1..{MAX_PASSES} patch-matching passes per scale "
+                           f"({PASSES} is a good start)")
+    return int(steps)
+
+
+def check_steps(steps):
+    """VALIDATE_INPUTS' answer for a steps widget (a linked value is checked when the node runs)."""
+    return True if not isinstance(steps, int) or 1 <= steps <= MAX_PASSES else \
+        f"steps must be 1..{MAX_PASSES} ({PASSES} is a good start)"
+
+
+def STEPS(tooltip):
+    return INT(PASSES, 1, MAX_PASSES, tooltip)
+
+
 class AtelierEncode(AtelierNode):
     DISPLAY_NAME = "Encode to Latent with Autoencoder (Atelier)"
     SEARCH_ALIASES = ["latent", "vae encode", "image to latent", "compress"]
@@ -214,9 +237,10 @@ class AtelierLatentCollage(AtelierNode):
 class AtelierSampleLatent(AtelierNode):
     DISPLAY_NAME = "Sample Latent (Atelier)"
     SEARCH_ALIASES = ["random", "generate", "noise", "prior", "new images", "sample the autoencoder"]
-    DESCRIPTION = ("Invents new latents for an autoencoder: from random noise for a conv-vae, and for other "
-                   "models from the statistics of the latents of the images it was trained on. Decode them to "
-                   "see new pictures in the style of your training set.")
+    DESCRIPTION = ("Invents new latents for an autoencoder. With a latent prior (Train Latent Prior) they are new "
+                   "pictures in the style of your works, at any size; without one they come from random noise for a "
+                   "conv-vae, and for other models from the statistics of the latents of the images it was trained "
+                   "on. Decode them to see the pictures.")
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("New latents, ready for Decode or any latent node.",)
@@ -232,12 +256,18 @@ class AtelierSampleLatent(AtelierNode):
             "seed": SEED("Seed for the random numbers; the same seed gives the same latents."),
             "temperature": FLOAT(1.0, 0.0, 3.0, "Spread: lower stays near the average of your works, higher "
                                  "is wilder."),
+        }, "optional": {
+            "steps": STEPS("With a latent prior: patch-matching passes per scale; 2 is clean, 1 is faster."),
         }}
 
-    def sample(self, autoencoder, batch_size, width, height, seed, temperature):
-        net, stats = autoencoder.model, autoencoder.state.latent_stats
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=PASSES):
+        return check_steps(steps)
+
+    def sample(self, autoencoder, batch_size, width, height, seed, temperature, steps=PASSES):
+        net, stats, prior = autoencoder.model, autoencoder.state.latent_stats, autoencoder.prior
         variational = net.variational
-        if not variational and not stats:
+        if not variational and not stats and prior is None:
             raise AtelierError("this model has no latent statistics yet; train it with Train Autoencoder (which "
                                "records them) before sampling")
         shape = [int(batch_size)] + net.latent_shape(int(height), int(width))
@@ -245,6 +275,11 @@ class AtelierSampleLatent(AtelierNode):
             raise AtelierError(f"{width}x{height} is smaller than the model's downscale")
         per_latent = math.prod(shape[1:]) * memory.FLOAT_BYTES * 2   # the noise and the scaled result
         memory.check("batch_size", shape[0], lambda b: b * per_latent, advice="lower width and height")
+        if not 0 <= float(temperature) <= 3:
+            raise AtelierError(f"temperature is {temperature}; use 0..3")
         g = torch.Generator().manual_seed(int(seed))
-        z = sample_latents(stats, shape, g, float(temperature), variational)
+        if prior is not None:
+            z = prior.sample(shape, g, float(temperature), sampling_steps(steps))
+        else:
+            z = sample_latents(stats, shape, g, float(temperature), variational)
         return (codec.latent_of(autoencoder, z),)

@@ -5,9 +5,10 @@ import sys
 import pytest
 import torch
 from autoencoder_atelier.models import codec, storage
-from autoencoder_atelier.models.latent_math import fit_mask, sample_latents
+from autoencoder_atelier.models.latent_math import sample_latents
 from autoencoder_atelier.models.prior_training import learn_prior
 from autoencoder_atelier.models.train import Trainer, TrainSettings
+from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS as NODES
 from helpers import ROOT, model_digest, procedural, resave, tiny_ae
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -32,15 +33,12 @@ def with_prior(base, works):
     return learn_prior(base, works[0])
 
 
-def sample(ae, seed=0, size=SIZE, n=4, temperature=1.0):
-    z = ae.prior.sample((n, 8, size // 4, size // 4), torch.Generator().manual_seed(seed), temperature)
-    return codec.latent_of(ae, z)
+def sample(ae, seed=0, size=SIZE, n=4, temperature=1.0, steps=2):
+    return NODES["AtelierSampleLatent"]().sample(ae, n, size, size, seed, temperature, steps)[0]
 
 
 def vary(ae, latent, strength, seed=0, n=2, mask=None):
-    z = latent["samples"].repeat_interleave(n, 0)
-    m = None if mask is None else fit_mask(mask, z)
-    return {"samples": ae.prior.vary(z, strength, torch.Generator().manual_seed(seed), mask=m)}
+    return NODES["AtelierLatentVariations"]().vary(ae, latent, strength, seed, n, mask)[0]
 
 
 def test_a_prior_beats_todays_sample_latent_on_the_swd(base, with_prior, works):
@@ -121,6 +119,13 @@ def test_cancel_leaves_the_input_model_unchanged(with_prior, works):
     assert all(torch.equal(x, y) for x, y in zip(with_prior.prior.latents, before[1]))
 
 
+def test_the_node_returns_a_new_model_and_samples(base, works):
+    before = model_digest(base)
+    out, pictures = NODES["AtelierTrainLatentPrior"]().train(base, works[0][:4], 2, 0)
+    assert out is not base and out.prior is not None and base.prior is None and model_digest(base) == before
+    assert pictures.shape == (4, SIZE, SIZE, 3)
+
+
 @pytest.mark.parametrize("images, arch, message", [
     (torch.zeros(0, 32, 32, 3), "conv", "non-empty IMAGE"),
     (torch.rand(2, 4, 4, 3), "conv", "smaller than two latent cells"),
@@ -131,8 +136,25 @@ def test_training_on_bad_input_says_what_to_do(images, arch, message):
     ae = tiny_ae(arch)
     before = model_digest(ae)
     with pytest.raises(ValueError, match=message):
-        learn_prior(ae, images)
+        NODES["AtelierTrainLatentPrior"]().train(ae, images, 2, 0)
     assert model_digest(ae) == before and ae.prior is None
+
+
+def test_sampling_bad_requests_say_what_to_do(with_prior, base, works):
+    node = NODES["AtelierSampleLatent"]()
+    with pytest.raises(ValueError, match="smaller than the model's downscale"):
+        node.sample(with_prior, 1, 2, 2, 0, 1.0)
+    with pytest.raises(ValueError, match="steps is 0"):
+        node.sample(with_prior, 1, 32, 32, 0, 1.0, 0)
+    with pytest.raises(ValueError, match="steps is 0"):
+        NODES["AtelierTrainLatentPrior"]().train(base, works[0][:2], 0, 0)
+    with pytest.raises(ValueError, match="temperature must be a finite number"):
+        node.sample(with_prior, 1, 32, 32, 0, float("nan"))
+    latent = codec.encode(with_prior, works[1][:1])
+    with pytest.raises(ValueError, match="no latent prior"):
+        vary(base, latent, 0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        vary(with_prior, {"samples": torch.full_like(latent["samples"], float("nan"))}, 0.5)
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -18,6 +18,7 @@ from PIL import Image
 from autoencoder_atelier.models import codec, formats, imagefolder, storage
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.dataset import WorkFolder
+from autoencoder_atelier.models.prior_training import learn_prior
 from autoencoder_atelier.models.train import OUT_OF_MEMORY, Trainer, TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge, train_node
 from autoencoder_atelier.nodes.schema import AUTOENCODER, DATASET
@@ -30,8 +31,9 @@ FAST = dict(helpers.FAST, crop_size=16)
 
 @pytest.fixture(scope="module")
 def trained():
-    """A conv model carrying everything nodes could touch: optimizer moments, history, latent statistics."""
-    return train(tiny_ae("conv", latent_channels=4), procedural(6, 32, seed=5), TrainSettings(steps=3, **FAST))
+    """A conv model carrying everything nodes could touch: optimizer moments, history, latent statistics, a prior."""
+    works = procedural(6, 32, seed=5)
+    return learn_prior(train(tiny_ae("conv", latent_channels=4), works, TrainSettings(steps=3, **FAST)), works)
 
 
 def files_under(folder):

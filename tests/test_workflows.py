@@ -35,7 +35,8 @@ def test_workflow_files_match_their_generator():
 def test_workflows_are_ui_format_with_known_nodes_and_notes(name, monkeypatch):
     from autoencoder_atelier.nodes import bridge
     # The mix workflow names the model the train workflow saves first.
-    monkeypatch.setattr(bridge, "list_models", lambda: ["atelier/my_style_00001.safetensors"])
+    monkeypatch.setattr(bridge, "list_models", lambda: ["atelier/my_style_00001.safetensors",
+                                                        "atelier/my_style_prior_00001.safetensors"])
     wf = workflow.load(os.path.join(WORKFLOWS, name))
     assert workflow.is_ui_format(wf) and wf["version"] == 0.4
     types = {n["type"] for n in wf["nodes"]}
@@ -134,6 +135,24 @@ def test_restore_then_collage_walk_animation_and_few_shot_headless(tmp_dirs):
         assert Image.open(painting).size == size
     few = storage.load_autoencoder(tmp_dirs.models / "atelier" / "few_shot_00001.safetensors")
     assert few.state.summary["data_size"] == 8 and few.state.step == 8
+
+
+def test_generate_then_variations_headless(tmp_dirs):
+    art = tmp_dirs.input / "art"
+    procedural.write_folder(str(art), count=6, size=48)
+    ui = run_workflow("atelier_generate.json", [f"folder={json.dumps(str(art))}", "size=48", "steps=2",
+                                                "crop_size=48", "New works.width=48", "New works.height=48",
+                                                "One large picture.width=192", "One large picture.height=128"])
+    files = {os.path.basename(f).rsplit("_", 2)[0]: f for f in output_files(ui)}
+    assert Image.open(files["new_works"]).size == (8 * 48 + 9 * 2, 2 * 48 + 3 * 2)
+    assert Image.open(files["large_picture"]).size == (192, 128)
+    model = "atelier/my_style_prior_00001.safetensors"
+    assert storage.load_autoencoder(tmp_dirs.models / model).prior.summary["works"] == 6
+
+    procedural.make_image(7, 48).save(tmp_dirs.input / "work.png")
+    ui = run_workflow("atelier_variations.json", [f"ae_name={model}", "A work.image=work.png"])
+    rows = [Image.open(f) for f in output_files(ui)]
+    assert len(rows) == 12 and all(r.size == (48, 48) for r in rows)
 
 
 def test_other_core_nodes_are_refused_by_name():

@@ -30,7 +30,7 @@ def NOTE(id, pos, text, box=(420, 200)):
 # grows on load and covers its neighbours. Train grows by its live preview, Save Autoencoder by the
 # saved path, Save/Preview Image by their picture.
 TITLE = 30
-MIN_HEIGHT = {"AtelierTrainAutoencoder": 640, "AtelierSaveAutoencoder": 170, "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178,
+MIN_HEIGHT = {"AtelierTrainAutoencoder": 640, "AtelierTrainLatentPrior": 560, "AtelierSaveAutoencoder": 170, "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178,
               "AtelierSampleLatent": 178, "AtelierLoadAutoencoder": 220, "SaveImage": 250, "PreviewImage": 250,
               "LoadImage": 320}
 MIN_WIDTH = {"AtelierEncode": 330, "AtelierDecode": 330}   # their display names set the title's width
@@ -196,7 +196,20 @@ FEW_SHOT_NOTE = """Learn a style from one to five large paintings.
 
 1. Put 1-5 paintings in a folder (e.g. ComfyUI/input/my_paintings) and type its name into Load Image Folder: it cuts 'count' random squares of 'size' pixels from them at full resolution, so every part of every painting is seen.
 2. Training sees random crop_size crops of those, batch_size per step, so even one painting gives thousands of different examples.
-3. Pick a painting in 'Painting to re-make': the model re-makes the whole of it, at its own size and shape (large paintings are done in tiles)."""
+3. Pick a painting in 'Painting to re-make': the model re-makes the whole of it, at its own size and shape (large paintings are done in tiles).
+4. Below: a latent prior learns that painting's brushwork and layout at a few scales and paints new pictures from it."""
+
+GENERATE_NOTE = """New works in your style, learned only from your own works.
+
+1. Put 20 or more of your works in a folder (e.g. ComfyUI/input/my_artworks) and type its name into Load Image Folder.
+2. Queue: the autoencoder learns your works, then Train Latent Prior learns their latents at a few scales (seconds) and shows four samples.
+3. Sample Latent paints new works: temperature below 1 stays calm, above 1 gets wild; width and height can be far larger than your works. The model is saved with its prior."""
+
+VARIATIONS_NOTE = """Variations of one of your works (needs a model with a prior: run 'generate' first).
+
+1. Load Autoencoder names atelier/my_style_prior_00001, the model 'generate' saves first: pick yours in it (press R to refresh the list), and load a work.
+2. Three strengths: 0.25 changes the brushwork, 0.5 the details, 0.8 keeps little but the style.
+3. To regenerate only part of the work, paint a mask on it (right-click > Open in MaskEditor) and connect Load Image's MASK to a Latent Variations' mask."""
 
 
 WORKFLOWS = {
@@ -337,11 +350,67 @@ WORKFLOWS = {
         N(7, "AtelierDecode", (1160, 530), box=(240, 60)),
         N(9, "SaveImage", (1530, 160), "Whole painting, re-made", filename_prefix="atelier/few_shot_painting",
           box=(480, 360)),
+        N(11, "AtelierTrainLatentPrior", (400, 1180), "Learn the painting's style", steps=2, seed=0,
+          crop_size=128, box=(340, 560)),
+        N(12, "AtelierSampleLatent", (800, 1180), "New pictures", batch_size=4, width=512, height=384, seed=0,
+          temperature=1.0, box=(300, 200)),
+        N(13, "AtelierDecode", (1160, 1180), box=(240, 60)),
+        N(14, "AtelierImageGrid", (1160, 1280), columns=2, padding=4, box=(240, 90)),
+        N(15, "SaveImage", (1530, 1180), "New pictures from the painting", filename_prefix="atelier/few_shot_new",
+          box=(480, 360)),
     ], [
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
         (3, "loss_curve", 5, "images"), (3, "autoencoder", 6, "autoencoder"), (10, "image", 6, "images"),
         (3, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 9, "images"),
+        (3, "autoencoder", 11, "autoencoder"), (10, "image", 11, "images"), (11, "autoencoder", 12, "autoencoder"),
+        (11, "autoencoder", 13, "autoencoder"), (12, "latent", 13, "latent"), (13, "images", 14, "images"),
+        (14, "grid", 15, "images"),
     ]),
+    "atelier_generate": build([
+        NOTE(100, (20, 20), GENERATE_NOTE, box=(440, 260)),
+        N(1, "AtelierLoadImageFolder", (20, 320), "My works", folder="my_artworks", size=128,
+          mode="center-crop", count=0),
+        N(2, "AtelierNewAutoencoder", (20, 540), architecture="conv", latent_channels=8, downscale="8", width=32,
+          image_size=64, seed=0, box=(320, 240)),
+        N(3, "AtelierTrainAutoencoder", (400, 320), steps=1500, batch_size=16, learning_rate=0.002, seed=0,
+          loss="mse", crop_size=128, flip=True, box=(340, 300)),
+        N(4, "AtelierTrainLatentPrior", (800, 20), steps=2, seed=0, box=(340, 560)),
+        N(5, "AtelierSaveAutoencoder", (1180, 20), filename_prefix="atelier/my_style_prior", box=(320, 90)),
+        N(6, "AtelierSampleLatent", (800, 640), "New works", batch_size=16, width=128, height=128, seed=0,
+          temperature=1.0, box=(300, 200)),
+        N(7, "AtelierDecode", (1180, 640), box=(240, 60)),
+        N(8, "AtelierImageGrid", (1180, 740), columns=8, padding=2, box=(240, 90)),
+        N(9, "SaveImage", (1540, 260), "New works", filename_prefix="atelier/new_works", box=(480, 300)),
+        N(10, "AtelierSampleLatent", (800, 900), "One large picture", batch_size=1, width=768, height=512, seed=0,
+          temperature=1.0, box=(300, 200)),
+        N(11, "AtelierDecode", (1180, 900), box=(240, 60)),
+        N(12, "SaveImage", (1540, 640), "Large picture", filename_prefix="atelier/large_picture", box=(480, 360)),
+    ], [
+        (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
+        (1, "images", 4, "images"), (4, "autoencoder", 5, "autoencoder"), (4, "autoencoder", 6, "autoencoder"),
+        (4, "autoencoder", 7, "autoencoder"), (6, "latent", 7, "latent"), (7, "images", 8, "images"),
+        (8, "grid", 9, "images"), (4, "autoencoder", 10, "autoencoder"), (4, "autoencoder", 11, "autoencoder"),
+        (10, "latent", 11, "latent"), (11, "images", 12, "images"),
+    ]),
+    "atelier_variations": build([
+        NOTE(100, (20, 20), VARIATIONS_NOTE, box=(440, 240)),
+        N(1, "AtelierLoadAutoencoder", (20, 300), ae_name="atelier/my_style_prior_00001.safetensors",
+          box=(340, 100)),
+        N(2, "LoadImage", (20, 560), "A work", image="example.png", box=(340, 320)),
+        N(3, "AtelierEncode", (400, 300), box=(240, 80)),
+    ] + [node for i, strength in enumerate((0.25, 0.5, 0.8)) for node in (
+        N(4 + 3 * i, "AtelierLatentVariations", (780, 20 + 330 * i), f"Strength {strength}", strength=strength,
+          seed=i, batch_size=4, box=(300, 200)),
+        N(5 + 3 * i, "AtelierDecode", (780, 250 + 330 * i), box=(240, 60)),
+        N(6 + 3 * i, "SaveImage", (1160, 20 + 330 * i), f"Variations at {strength}",
+          filename_prefix=f"atelier/variations_{int(strength * 100)}", box=(480, 280)),
+    )], [
+        (1, "autoencoder", 3, "autoencoder"), (2, "image", 3, "images"),
+    ] + [link for i in range(3) for link in (
+        (1, "autoencoder", 4 + 3 * i, "autoencoder"), (3, "latent", 4 + 3 * i, "latent"),
+        (1, "autoencoder", 5 + 3 * i, "autoencoder"), (4 + 3 * i, "latent", 5 + 3 * i, "latent"),
+        (5 + 3 * i, "images", 6 + 3 * i, "images"),
+    )]),
 }
 
 

@@ -1,0 +1,113 @@
+"""Nodes for the latent prior: learn it from the artist's works, and make variations of a work with it."""
+import torch
+
+from ..models import codec
+from ..models.errors import AtelierError
+from ..models.formats import image_to_pil
+from ..models.latent_math import fit_mask
+from ..models.plots import image_grid
+from ..models.prior_training import learn_prior
+from . import bridge
+from .base import AtelierNode
+from .latent_nodes import PASSES, STEPS, check_steps, sampling_steps, with_samples
+from .schema import AUTOENCODER, FLOAT, INT, LINK, SEED
+
+class AtelierTrainLatentPrior(AtelierNode):
+    DISPLAY_NAME = "Train Latent Prior (Atelier)"
+    SEARCH_ALIASES = ["prior", "generate", "new works", "train", "learn my style", "autoencoder"]
+    DESCRIPTION = ("Learns your works' latents as a prior (multi-scale patch nearest-neighbour generation), so "
+                   "Sample Latent paints new works in your style, at any size, instead of colour noise, and Latent "
+                   "Variations can re-imagine a work. Works from one painting up to hundreds of works; no long "
+                   "training: it encodes the works at a few scales (progress bar, Cancel). Run it on a model that "
+                   "already has a prior to add more works to it.")
+    RETURN_TYPES = (AUTOENCODER, "IMAGE")
+    RETURN_NAMES = ("autoencoder", "samples")
+    OUTPUT_TOOLTIPS = ("A new autoencoder carrying the prior (the input is left as it was); save it to keep both.",
+                       "Four samples from the prior at the works' size, decoded.")
+    FUNCTION = "train"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "autoencoder": LINK(AUTOENCODER, "A trained conv or conv-vae autoencoder (Train Autoencoder first)."),
+            "images": LINK("IMAGE", "Your works (the same ones the autoencoder learned, or more): one painting up "
+                           "to hundreds of works, all one size (Load Image Folder makes them so)."),
+            "steps": STEPS("Patch-matching passes per scale the prior makes when it paints (its default for "
+                           "Sample Latent and Latent Variations): 2 is clean, 1 is faster."),
+            "seed": SEED("Seed for the preview samples."),
+        }, "optional": {
+            "crop_size": INT(128, 16, 4096, "Pixel size of a composition: works this size or smaller are used "
+                             "whole; of larger works (a painting) the prior learns the layout at a few smaller "
+                             "scales too, so big samples are pictures, not textures.", step=8),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=PASSES):
+        return check_steps(steps)
+
+    def train(self, autoencoder, images, steps, seed, crop_size=128):
+        steps = sampling_steps(steps)
+        pbar = bridge.progress_bar(1)   # the length is known once the scales are
+        done = [0]
+
+        def on_progress():
+            done[0] += 1
+            pbar.update_absolute(done[0], max(done[0] + 1, 2))
+            bridge.check_interrupted()
+
+        ae = learn_prior(autoencoder, images, int(crop_size), steps, bridge.torch_device(), on_progress)
+        p = ae.prior
+        z = p.sample((4, p.channels, p.crop, p.crop), torch.Generator().manual_seed(int(seed)))
+        samples = codec.decode(ae, codec.latent_of(ae, z), bridge.torch_device())
+        pbar.update_absolute(done[0] + 1, done[0] + 1, ("JPEG", image_to_pil(image_grid(samples, columns=4)), 512))
+        bridge.log.info("latent prior: %d works, %dx%d-cell compositions", p.summary["works"], p.crop, p.crop)
+        return (ae, samples)
+
+
+class AtelierLatentVariations(AtelierNode):
+    DISPLAY_NAME = "Latent Variations (Atelier)"
+    SEARCH_ALIASES = ["variations", "img2img", "inpaint", "regenerate", "remix", "autoencoder"]
+    DESCRIPTION = ("Re-imagines encoded works with the autoencoder's latent prior: each is mixed with noise by "
+                   "'strength' and re-made, scale by scale, from pieces of your works, so low strengths keep the "
+                   "composition and change the brushwork, high ones keep little but the style. With a mask only "
+                   "the painted region changes.")
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("batch_size variations of each input latent (work 1's first, then work 2's ...).",)
+    FUNCTION = "vary"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "autoencoder": LINK(AUTOENCODER, "An autoencoder with a latent prior (Train Latent Prior)."),
+            "latent": LINK("LATENT", "One or more works encoded with this autoencoder."),
+            "strength": FLOAT(0.5, 0.0, 1.0, "How far to wander: 0 returns the latent unchanged, 0.3 keeps the "
+                              "composition, 1 keeps almost nothing but the style."),
+            "seed": SEED("Seed for the noise; the same seed gives the same variations."),
+            "batch_size": INT(4, 1, 64, "Variations per work."),
+        }, "optional": {
+            "mask": LINK("MASK", "Only change where the mask is 1 (paint it in Load Image's mask editor); the rest "
+                         "of the latent is returned exactly."),
+            "steps": STEPS("Patch-matching passes per scale: 2 is clean, 1 is faster."),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, strength=0.5, steps=PASSES):
+        if isinstance(strength, (int, float)) and not 0 <= strength <= 1:
+            return "strength must be 0..1 (0 returns the latent unchanged)"
+        return check_steps(steps)
+
+    def vary(self, autoencoder, latent, strength, seed, batch_size, mask=None, steps=PASSES):
+        prior = autoencoder.prior
+        if prior is None:
+            raise AtelierError("this autoencoder has no latent prior; train one with Train Latent Prior")
+        z = codec.check_latent(autoencoder, latent)
+        if not 0 <= float(strength) <= 1:
+            raise AtelierError(f"strength is {strength}; use 0..1")
+        steps = sampling_steps(steps)
+        m = None
+        if mask is not None:   # one mask for all works, or one per work
+            m = fit_mask(mask, z)
+            m = m.repeat_interleave(int(batch_size), 0) if m.shape[0] > 1 else m
+        z = z.repeat_interleave(int(batch_size), 0)
+        return with_samples(latent, prior.vary(z, float(strength), torch.Generator().manual_seed(int(seed)), steps, m))
