@@ -205,6 +205,11 @@ class ConvVAE(ConvAutoencoder):
 ARCHITECTURES = {"conv": ConvAutoencoder, "conv-vae": ConvVAE, "dense": DenseAutoencoder}
 
 
+def network_class(config):
+    """The class of a validated config's network (its facts, without building it)."""
+    return ARCHITECTURES[config["architecture"]]
+
+
 def build_network(config):
     """A freshly initialised network for a validated config."""
-    return ARCHITECTURES[config["architecture"]](config)
+    return network_class(config)(config)

@@ -19,7 +19,7 @@ class PriorError(AtelierError):
 
 
 def check_images(ae, images):
-    if ae.config["architecture"] == "dense":
+    if type(ae.model).fixed_size:
         raise PriorError("a dense autoencoder's latent is one vector per image with no grid, so this prior (which "
                          "learns how neighbouring latent cells fit together) cannot use it; use a conv or "
                          "conv-vae autoencoder")

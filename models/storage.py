@@ -24,7 +24,7 @@ from .adversary import expected_shapes as adversary_shapes
 from .autoencoder import Autoencoder, TrainState
 from .config import ConfigError, validate_config
 from .errors import AtelierError
-from .networks import build_network
+from .networks import build_network, network_class
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ def _prior_config(path, meta, config):
                     "Train Latent Prior again")
     if sum(math.prod(s) for s in shapes) > MAX_LATENT_VALUES:
         raise _fail(path, "its latent prior is implausibly large", "The file is damaged or not ours")
-    if config["architecture"] == "dense":
+    if network_class(config).fixed_size:
         raise _fail(path, "a dense model cannot carry a latent prior", "The file is damaged or was edited")
     return cfg
 

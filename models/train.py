@@ -158,8 +158,7 @@ class Trainer:
         if s.steps < 0 or s.batch_size < 1 or not 0 < s.learning_rate <= MAX_LEARNING_RATE:
             raise TrainingError(f"steps must be >= 0, batch_size >= 1 and learning_rate between 0 and "
                                 f"{MAX_LEARNING_RATE:g} (got {s.steps}, {s.batch_size}, {s.learning_rate})")
-        cfg = autoencoder.config
-        if s.loss == "sharp" and cfg["architecture"] == "dense":
+        if s.loss == "sharp" and type(autoencoder.model).fixed_size:
             raise TrainingError("loss sharp is for conv models: its discriminator judges patches of texture, and a "
                                 "dense model's small fixed-size pictures have none to judge; use mse for dense models")
         if s.loss == "sharp" and s.batch_size == 1:
@@ -240,21 +239,25 @@ class Trainer:
             # A fresh model starts from the best linear code of these very images (PCA) (not of the held-back
             # ones), fitted on whole images, as a linear code would encode them, and on at most ~16M pixels so
             # big paintings do not exhaust memory.
-            f, (h, w) = self.net.downscale, self.data.shape[-2:]
-            n = max(1, min(256, (1 << 24) // (h * w)))
             interrupt.check()
             with torch.inference_mode(False):
-                self.net.init_linear_from(validation.centre_crop(self.data[:n], h // f * f, w // f * f))
+                if self.dataset is None:
+                    f, (h, w) = self.net.downscale, self.data.shape[-2:]
+                    n = max(1, min(256, (1 << 24) // (h * w)))
+                    works = validation.centre_crop(self.data[:n], h // f * f, w // f * f)
+                else:   # works read per step (Load Dataset Folder): centre crops of the training crop's size
+                    works = self.sample_images(max(1, min(256, (1 << 24) // (self.crop[0] * self.crop[1]))))
+                self.net.init_linear_from(works)
             interrupt.check()
 
     # -- setup -------------------------------------------------------------------------
     def _whole(self, x):
         """Whole works as validation, previews and the reconstruction grid show them: centre crops at most
         validation.MAX_SIDE a side (trimmed to the downscale), or a dense model's own size."""
-        (h, w), cfg = x.shape[-2:], self.ae.config
-        if cfg["architecture"] == "dense":
+        h, w = x.shape[-2:]
+        if self.net.fixed_size:
             return validation.centre_crop(x, *self.crop)
-        f, side = cfg["downscale"], validation.MAX_SIDE
+        f, side = self.net.downscale, validation.MAX_SIDE
         return validation.centre_crop(x, min(h, side) // f * f, min(w, side) // f * f)
 
     def _grad_scaler(self):

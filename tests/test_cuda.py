@@ -43,7 +43,7 @@ def test_encode_decode_on_cuda_match_the_cpu():
     assert gpu.device.type == "cpu" and gpu.shape == images.shape
     assert (gpu - cpu).abs().max() <= 2 / 255
     dtype = inference_dtype(ae.config, "cuda")
-    net, x = gpu_ae.model, images.movedim(-1, 1)
+    net, x = gpu_ae.on("cuda").model, images.movedim(-1, 1)   # the shared model stays on the CPU
     whole = tiling.decode(net, tiling.encode(net, x, "cuda", dtype), "cuda", dtype)
     tiled = tiling.decode(net, tiling.encode(net, x, "cuda", dtype, budget=1), "cuda", dtype, budget=1)
     assert (tiled - whole).abs().max() <= 1 / 255

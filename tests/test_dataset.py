@@ -8,7 +8,7 @@ import torch
 from autoencoder_atelier.models import dataset as dataset_module
 from autoencoder_atelier.models.dataset import WorkFolder
 from autoencoder_atelier.models.procedural import make_image
-from autoencoder_atelier.models.train import Trainer, TrainingError, TrainSettings, memory_needed
+from autoencoder_atelier.models.train import AUTO_CROP_MAX, Trainer, TrainSettings, memory_needed
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge
 from helpers import procedural, tiny_ae
 
@@ -68,9 +68,12 @@ def test_training_on_a_dataset_lowers_the_loss_and_keeps_the_model(works):
     assert ds._cache == {}   # decoded works are let go after training
 
 
-def test_a_dataset_needs_a_crop_size(works):
-    with pytest.raises(TrainingError, match="set crop_size"):
-        Trainer(tiny_ae("conv"), WorkFolder(works), TrainSettings(steps=1, crop_size=0))
+def test_a_dataset_with_crop_size_auto_trains_on_crops_of_at_most_the_auto_side(works):
+    """Works differ in size, so auto takes its fraction of AUTO_CROP_MAX: squares, the same for every work."""
+    trainer = Trainer(tiny_ae("conv"), WorkFolder(works), TrainSettings(steps=1, crop_size=0))
+    side = trainer.crop[0]
+    assert trainer.crop == (side, side) and 32 <= side <= AUTO_CROP_MAX
+    assert trainer.batch(0)[0].shape[-2:] == (side, side)
 
 
 def test_memory_needed_counts_resident_images_but_not_a_dataset(works):
