@@ -33,8 +33,8 @@ def node_rate(ae, images, device, steps, batch, **options):
     t = time.perf_counter()
     try:
         with torch.inference_mode():
-            out = AtelierTrainAutoencoder().train(ae, images, steps, batch, options.pop("learning_rate", 2e-3), 0,
-                                                  "mse", **options)
+            out = AtelierTrainAutoencoder().train(ae, images=images, steps=steps, batch_size=batch, seed=0, loss="mse",
+                                                  learning_rate=options.pop("learning_rate", 2e-3), **options)
     finally:
         bridge.HeadlessProgressBar.hook = None
     return clock.rate(), time.perf_counter() - t, out[0]

@@ -67,3 +67,14 @@ def test_figure_1s_textbook_baseline_is_the_same_function_written_plainly():
     a, _ = net.training_forward(x)
     b, _ = plain.training_forward(x)
     assert (a - b).abs().max() < 1e-5 and a.std() > 0.01
+
+
+def test_the_train_figures_drive_the_real_node():
+    """The training figures call the Train node as ComfyUI does; a change of its signature must not break them."""
+    import train_figures
+    from autoencoder_atelier.models.autoencoder import Autoencoder
+
+    from helpers import procedural, tiny_config
+    ae = Autoencoder.new(tiny_config("conv"), seed=0)
+    rate, wall, trained = train_figures.node_rate(ae, procedural(4, 32), "cpu", 3, 2, crop_size=32, precision="fp32")
+    assert rate > 0 and wall > 0 and trained.state.step == 3 and ae.state.step == 0
