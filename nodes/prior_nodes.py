@@ -32,8 +32,8 @@ class AtelierTrainLatentPrior(AtelierNode):
             "autoencoder": LINK(AUTOENCODER, "A trained conv or conv-vae autoencoder (Train Autoencoder first)."),
             "images": LINK("IMAGE", "Your works (the same ones the autoencoder learned, or more): one painting up "
                            "to hundreds of works, all one size (Load Image Folder makes them so)."),
-            "steps": STEPS("Patch-matching passes per scale the prior makes when it paints (its default for "
-                           "Sample Latent and Latent Variations): 2 is clean, 1 is faster."),
+            "steps": STEPS("Patch-matching passes per scale for the preview samples (saved with the prior; "
+                           "Sample Latent and Latent Variations have their own steps): 2 is clean, 1 is faster."),
             "seed": SEED("Seed for the preview samples."),
         }, "optional": {
             "crop_size": INT(128, 16, 4096, "Pixel size of a composition: works this size or smaller are used "
