@@ -14,6 +14,7 @@ import atelier  # noqa: E402
 
 atelier.load_pack()
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+from generated import sync  # noqa: E402  (tools/, the folder this script runs from)
 
 DOCS = os.path.join(ROOT, "web", "docs")
 
@@ -51,22 +52,16 @@ def main():
     check = "--check" in sys.argv
     os.makedirs(DOCS, exist_ok=True)
     wanted = {f"{node_id}.md": page(node_id) for node_id in NODE_CLASS_MAPPINGS}
-    stale = [n for n in sorted(os.listdir(DOCS)) if n.endswith(".md") and n not in wanted]
-    for name, text in wanted.items():
-        path = os.path.join(DOCS, name)
-        current = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-        if current != text:
-            stale.append(name)
-            if not check:
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(text)
-    if check and stale:
-        print("out of date (run python tools/build_node_docs.py):", *stale, sep="\n  ")
-        return 1
-    for name in stale:
-        if name not in wanted:
-            os.remove(os.path.join(DOCS, name))
-    print("\n".join(stale) if stale else "node docs up to date")
+    extra = [n for n in sorted(os.listdir(DOCS)) if n.endswith(".md") and n not in wanted]
+    stale = sync({os.path.join(DOCS, name): text for name, text in wanted.items()}, check,
+                 "tools/build_node_docs.py")
+    if check:
+        if extra:
+            print("pages of no node (run python tools/build_node_docs.py):", *extra, sep="\n  ")
+        return 1 if stale or extra else 0
+    for name in extra:
+        os.remove(os.path.join(DOCS, name))
+    print("\n".join(stale + extra) if stale or extra else "node docs up to date")
     return 0
 
 

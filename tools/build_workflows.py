@@ -16,6 +16,7 @@ import atelier  # noqa: E402
 atelier.load_pack()
 from autoencoder_atelier.headless.runner import NODES  # noqa: E402
 from autoencoder_atelier.headless.workflow import has_control_widget, is_widget  # noqa: E402
+from generated import sync  # noqa: E402  (tools/, the folder this script runs from)
 
 
 def N(id, type, pos, title=None, box=(320, 180), **widgets):
@@ -121,6 +122,18 @@ def build(nodes, links):
             "version": 0.4}
 
 
+def training_chain(title, downscale, steps, crop_size, train_box=(340, 300), **train):
+    """Nodes 1-3 of the workflows that train: Load Image Folder -> New Autoencoder -> Train Autoencoder."""
+    return [
+        N(1, "AtelierLoadImageFolder", (20, 320), title, folder="my_artworks", size=128,
+          mode="center-crop", count=0),
+        N(2, "AtelierNewAutoencoder", (20, 540), architecture="conv", latent_channels=8, downscale=downscale, width=32,
+          image_size=64, seed=0, box=(320, 240)),
+        N(3, "AtelierTrainAutoencoder", (400, 320), steps=steps, batch_size=16, learning_rate=0.002, seed=0,
+          loss="mse", crop_size=crop_size, flip=True, **train, box=train_box),
+    ]
+
+
 def two_images(note, combiner, decode_pos, title, prefix):
     """Load a model, encode Load Image A and B, join their latents in ``combiner`` (node 6, inputs latent_a and
     latent_b), decode and save: the shape of the mix and collage workflows."""
@@ -215,12 +228,7 @@ VARIATIONS_NOTE = """Variations of one of your works (needs a model with a prior
 WORKFLOWS = {
     "atelier_train_on_a_folder": build([
         NOTE(100, (20, 20), TRAIN_NOTE, box=(440, 260)),
-        N(1, "AtelierLoadImageFolder", (20, 320), "Training images", folder="my_artworks", size=128,
-          mode="center-crop", count=0),
-        N(2, "AtelierNewAutoencoder", (20, 540), architecture="conv", latent_channels=8, downscale="8", width=32,
-          image_size=64, seed=0, box=(320, 240)),
-        N(3, "AtelierTrainAutoencoder", (400, 320), steps=600, batch_size=16, learning_rate=0.002, seed=0,
-          loss="mse", crop_size=64, flip=True, box=(340, 300)),
+        *training_chain("Training images", "8", 600, 64),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/my_style", box=(320, 90)),
         N(5, "SaveImage", (800, 230), "Loss curve", filename_prefix="atelier/loss_curve", box=(320, 260)),
         N(6, "SaveImage", (800, 530), "Reconstructions (centre crops)", filename_prefix="atelier/reconstructions",
@@ -318,12 +326,8 @@ WORKFLOWS = {
         (1430, 260), "Collage", "atelier/collage"),
     "atelier_restore_damaged": build([
         NOTE(100, (20, 20), RESTORE_NOTE, box=(440, 260)),
-        N(1, "AtelierLoadImageFolder", (20, 320), "Training images", folder="my_artworks", size=128,
-          mode="center-crop", count=0),
-        N(2, "AtelierNewAutoencoder", (20, 540), architecture="conv", latent_channels=8, downscale="4", width=32,
-          image_size=64, seed=0, box=(320, 240)),
-        N(3, "AtelierTrainAutoencoder", (400, 320), steps=800, batch_size=16, learning_rate=0.002, seed=0,
-          loss="mse", crop_size=64, flip=True, corruption="holes", corruption_strength=0.5, box=(340, 340)),
+        *training_chain("Training images", "4", 800, 64, train_box=(340, 340), corruption="holes",
+                        corruption_strength=0.5),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/restorer", box=(320, 90)),
         N(5, "PreviewImage", (800, 230), "Training reconstructions (centre crops)",
           box=(320, 260)),
@@ -368,12 +372,7 @@ WORKFLOWS = {
     ]),
     "atelier_generate": build([
         NOTE(100, (20, 20), GENERATE_NOTE, box=(440, 260)),
-        N(1, "AtelierLoadImageFolder", (20, 320), "My works", folder="my_artworks", size=128,
-          mode="center-crop", count=0),
-        N(2, "AtelierNewAutoencoder", (20, 540), architecture="conv", latent_channels=8, downscale="8", width=32,
-          image_size=64, seed=0, box=(320, 240)),
-        N(3, "AtelierTrainAutoencoder", (400, 320), steps=1500, batch_size=16, learning_rate=0.002, seed=0,
-          loss="mse", crop_size=128, flip=True, box=(340, 300)),
+        *training_chain("My works", "8", 1500, 128),
         N(4, "AtelierTrainLatentPrior", (800, 20), steps=2, seed=0, box=(340, 560)),
         N(5, "AtelierSaveAutoencoder", (1180, 20), filename_prefix="atelier/my_style_prior", box=(320, 90)),
         N(6, "AtelierSampleLatent", (800, 640), "New works", batch_size=16, width=128, height=128, seed=0,
@@ -416,19 +415,10 @@ WORKFLOWS = {
 
 def main():
     check = "--check" in sys.argv
-    stale = []
-    for name, wf in WORKFLOWS.items():
-        path = os.path.join(ROOT, "workflows", f"{name}.json")
-        text = json.dumps(wf, indent=2) + "\n"
-        current = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-        if current != text:
-            stale.append(path)
-            if not check:
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(text)
-    if check and stale:
-        print("out of date (run python tools/build_workflows.py):", *stale, sep="\n  ")
-        return 1
+    stale = sync({os.path.join(ROOT, "workflows", f"{name}.json"): json.dumps(wf, indent=2) + "\n"
+                  for name, wf in WORKFLOWS.items()}, check, "tools/build_workflows.py")
+    if check:
+        return 1 if stale else 0
     print("\n".join(stale) if stale else "workflows up to date")
     return 0
 
