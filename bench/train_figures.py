@@ -27,7 +27,10 @@ from autoencoder_atelier.nodes.train_node import AtelierTrainAutoencoder
 
 
 def node_rate(ae, images, device, steps, batch, **options):
-    """Steady images/s of the Train node, and its whole wall time (setup and finish included)."""
+    """Steady images/s of the Train node, and its whole wall time (setup and finish included). Validation is off
+    unless asked for: these figures compare training loops on the same images, and a held-back split would
+    both change the data and keep early weights (the 40-step quality check then compared two PCA starts)."""
+    options.setdefault("validation", False)
     clock = StepClock(device, batch)
     bridge.HeadlessProgressBar.hook = clock
     t = time.perf_counter()

@@ -78,3 +78,14 @@ def test_the_train_figures_drive_the_real_node():
     ae = Autoencoder.new(tiny_config("conv"), seed=0)
     rate, wall, trained = train_figures.node_rate(ae, procedural(4, 32), "cpu", 3, 2, crop_size=32, precision="fp32")
     assert rate > 0 and wall > 0 and trained.state.step == 3 and ae.state.step == 0
+
+
+def test_the_train_figures_train_without_the_validation_split():
+    """Speed and 40-step quality figures compare training loops: all images train and the last weights are kept."""
+    import train_figures
+    from autoencoder_atelier.models.autoencoder import Autoencoder
+
+    from helpers import procedural, tiny_config
+    ae = Autoencoder.new(tiny_config("conv"), seed=0)
+    _, _, trained = train_figures.node_rate(ae, procedural(16, 32), "cpu", 3, 2, crop_size=32, precision="fp32")
+    assert trained.state.summary["data_size"] == 16 and trained.state.step == 3
