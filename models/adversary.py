@@ -24,6 +24,8 @@ class PatchDiscriminator(nn.Module):
     score per ~34-pixel patch. No normalisation layers: with batches of a few crops, batch statistics
     would tell real from fake by themselves."""
 
+    MIN_SIDE = 8   # each of the three stride-2 4x4 convolutions needs at least 2 pixels in
+
     def __init__(self, channels=3, width=DISC_WIDTH):
         super().__init__()
         c = [channels, width, 2 * width, 4 * width]

@@ -108,9 +108,11 @@ class LatentPrior:
                 self._banks.append(PatchBank(zs, g))
             # Start noise: the coarsest scale's mean and channel covariance (colours that go together).
             v = torch.cat([z.movedim(1, -1).reshape(-1, self.channels) for z in zs]).double()
-            cov = torch.cov(v.T).reshape(self.channels, self.channels)
+            # One cell gives no covariance (NaN) and flat works a zero one: the jitter's floor keeps it factorable.
+            cov = torch.cov(v.T).reshape(self.channels, self.channels).nan_to_num(0.0)
             eye = torch.eye(self.channels, dtype=torch.float64)
-            self.start = v.mean(0).float(), torch.linalg.cholesky(cov + 1e-6 * eye * cov.diagonal().mean()).float()
+            jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-6)
+            self.start = v.mean(0).float(), torch.linalg.cholesky(cov + jitter * eye).float()
         return self._banks
 
     def stage_sizes(self, h, w):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from . import formats, interrupt, memory, validation
-from .adversary import Adversary, adaptive_weight
+from .adversary import Adversary, PatchDiscriminator, adaptive_weight
 from .corruption import CORRUPTIONS, corrupt
 from .errors import AtelierError
 from .dataset import WorkFolder
@@ -189,6 +189,10 @@ class Trainer:
                 self.data, self.val = self.data[keep.to(self.device)], self.data[held.to(self.device)]
         interrupt.check()   # Cancel between every set-up phase: each can take seconds on a busy machine
         self.crop = data_crop(autoencoder.model, images, s.crop_size)
+        if s.loss == "sharp" and min(self.crop) < PatchDiscriminator.MIN_SIDE:
+            raise TrainingError(f"loss sharp needs training crops of at least {PatchDiscriminator.MIN_SIDE}x"
+                                f"{PatchDiscriminator.MIN_SIDE} pixels (its discriminator judges patches); these are "
+                                f"{self.crop[1]}x{self.crop[0]}: use larger images or crop_size, or loss mse")
         per_image = step_bytes_per_image(autoencoder.config, self.crop)
         try:
             memory.check("batch_size", s.batch_size, lambda b: b * per_image, advice="lower crop_size",

@@ -177,3 +177,11 @@ def test_a_broken_prior_config_is_refused(with_prior, tmp_path, prior):
     bad = resave(good, tmp_path / "bad.safetensors", meta={"prior": prior})
     with pytest.raises(storage.ModelFileError, match="latent prior"):
         storage.read_info(bad)
+
+
+def test_a_prior_of_flat_works_still_samples(base):
+    """Flat works have a zero latent covariance (the long fuzz profile found Cholesky failing on it)."""
+    flat = torch.full((2, SIZE, SIZE, 3), 0.5)
+    ae = learn_prior(base, flat)
+    out = sample(ae, n=2)
+    assert torch.isfinite(out["samples"]).all() and out["samples"].shape[0] == 2

@@ -162,3 +162,9 @@ def test_refine_refuses_nan_latents(images):
     ae = tiny_ae()
     with pytest.raises(ValueError, match="NaN or infinite"):
         refine(ae.model, images.movedim(-1, 1), torch.full((8, 8, 8, 8), float("nan")), 5)
+
+
+def test_sharp_refuses_crops_smaller_than_its_discriminator_sees():
+    """Found by the long fuzz profile: 2x2 images crashed the discriminator's convolutions."""
+    with pytest.raises(TrainingError, match="at least 8x8"):
+        Trainer(tiny_ae("conv"), procedural(2, 4), TrainSettings(steps=1, loss="sharp", crop_size=0))
