@@ -15,6 +15,7 @@ from ..models.files import write_new_file
 from ..models.formats import image_to_pil
 from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, decode, to_float, to_rgb8
 from ..nodes import bridge
+from ..nodes.base import user_errors
 from ..nodes.save_paths import candidates, numbered_files, validate_prefix
 
 
@@ -67,7 +68,7 @@ def input_path(name):
 def save_numbered(prefix, folder, suffix, node, kind, write):
     """Write one file named as ComfyUI's savers do (``<prefix>_NNNNN_.png``), claiming a free number
     atomically; returns its entry for the node's "ui" output."""
-    directory, stem, subfolder, counter = numbered_files(prefix, folder, suffix, node)
+    directory, stem, subfolder, counter = user_errors(numbered_files, node)(prefix, folder, suffix)
     path = write_new_file(candidates(directory, stem, suffix, counter), write)
     return {"filename": os.path.basename(path), "subfolder": subfolder, "type": kind, "path": path}
 

@@ -97,7 +97,8 @@ def check_latent(ae, latent):
         hint = (" It looks like a Stable Diffusion latent (from VAE Encode or Empty Latent Image);"
                 if z.shape[1] in (4, 16) and source is None else "")
         raise CodecError(f"this latent has {z.shape[1]} channels but the autoencoder expects {c}: it came from "
-                         f"another model.{hint} Encode the images with Atelier Encode using this same autoencoder")
+                         f"another model.{hint} Encode the images with this same autoencoder (node Encode to Latent "
+                         "with Autoencoder)")
     if made_by in ARCHITECTURES and ARCHITECTURES[made_by].fixed_size != net.fixed_size:
         raise CodecError(f"this latent was made by a {made_by} autoencoder but this one is {cfg['architecture']}; "
                          "a dense model's latent is one vector per image, a conv model's a grid. Decode it with "

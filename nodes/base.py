@@ -6,7 +6,6 @@ A node is a subclass of ``AtelierNode`` listed in ``nodes/__init__.py``'s ``NODE
 import functools
 import inspect
 import math
-import re
 
 from ..models.errors import AtelierError
 from .schema import CATEGORY
@@ -56,5 +55,5 @@ class AtelierNode:
 
     @classmethod
     def error_prefix(cls):
-        """The node ID in words, as error messages start: AtelierLoadImageFolder -> Atelier Load Image Folder."""
-        return " ".join(re.findall(r"[A-Z][a-z]*", cls.__name__))
+        """How the node's messages start: the title the artist sees on the node, so an error names it as shown."""
+        return cls.DISPLAY_NAME

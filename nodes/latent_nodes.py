@@ -94,14 +94,15 @@ class AtelierDecode(AtelierNode):
     def INPUT_TYPES(cls):
         return {"required": {
             "autoencoder": LINK(AUTOENCODER, "The autoencoder whose latents these are."),
-            "latent": LINK("LATENT", "Latents made by Atelier Encode with the same autoencoder (mixed, blended "
-                           "or otherwise edited as you like)."),
+            "latent": LINK("LATENT", "Latents that Encode to Latent with Autoencoder made with this same "
+                           "autoencoder (mixed, blended or otherwise edited as you like)."),
         }}
 
     def decode(self, autoencoder, latent):
         source = latent_labels(latent)[0]
         if source and source != autoencoder.model_id:
-            bridge.log.warning("Atelier Decode: this latent was made by a different autoencoder; decoding anyway")
+            bridge.log.warning("%s: this latent was made by a different autoencoder; decoding anyway",
+                               self.error_prefix())
         z = codec.check_latent(autoencoder, latent)
         memory.check("the latent's batch size", z.shape[0],
                      lambda b: codec.decoded_bytes(autoencoder, z[:1]) * b + tiling.MEMORY_BUDGET,

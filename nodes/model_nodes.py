@@ -110,7 +110,7 @@ class AtelierLoadAutoencoder(AtelierNode):
 
 def model_save_paths(prefix, folder):
     """``folder/<prefix>_NNNNN.safetensors`` from the next free counter on; prefix may hold subfolders."""
-    directory, stem, _, n = numbered_files(prefix, folder, ".safetensors", "Atelier Save Autoencoder")
+    directory, stem, _, n = numbered_files(prefix, folder, ".safetensors")
     return candidates(directory, stem, ".safetensors", n)
 
 

@@ -4,6 +4,8 @@ import itertools
 import os
 import re
 
+from ..models.errors import AtelierError
+
 _BAD_CHARACTERS = re.compile(r'[<>:"|?*\x00-\x1f]')
 # Counters of more digits are strays (hand-named files), not saves: following them would make names too long.
 _MAX_DIGITS = 9
@@ -27,13 +29,13 @@ def validate_prefix(filename_prefix):
     return filename_prefix is None or prefix_problem(filename_prefix) or True
 
 
-def numbered_files(prefix, folder, suffix, node):
+def numbered_files(prefix, folder, suffix):
     """(directory, stem, subfolder, first counter worth trying) for files ``<stem>_NNNNN<suffix>`` under
     ``folder``. The counter only starts the search: ``candidates`` and models.files.write_new_file claim a
     name atomically, so two saves at once never get the same one."""
     problem = prefix_problem(prefix)
     if problem:
-        raise ValueError(f"{node}: {problem}")
+        raise AtelierError(problem)
     parts = re.split(r"[\\/]", prefix)
     directory = os.path.join(folder, *parts[:-1])
     os.makedirs(directory, exist_ok=True)

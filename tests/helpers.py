@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import struct
 
 import pytest
@@ -163,3 +164,13 @@ def call(node_id, **inputs):
     with torch.inference_mode():
         out = getattr(n, type(n).FUNCTION)(**inputs)
     return out["result"] if isinstance(out, dict) else out
+
+
+def error_start(node_id):
+    """How the node's refusals begin, "<display name>: " (decided in one place, nodes/base.py)."""
+    return f"{NODE_CLASS_MAPPINGS[node_id].error_prefix()}: "
+
+
+def refusal(node_id, pattern=""):
+    """A pattern for ``pytest.raises(match=...)``: the node's refusal, then ``pattern`` (a regex)."""
+    return "^" + re.escape(error_start(node_id)) + pattern

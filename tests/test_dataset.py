@@ -10,7 +10,7 @@ from autoencoder_atelier.models.dataset import WorkFolder
 from autoencoder_atelier.models.procedural import make_image
 from autoencoder_atelier.models.train import AUTO_CROP_MAX, Trainer, TrainSettings, memory_needed
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge
-from helpers import procedural, tiny_ae
+from helpers import procedural, refusal, tiny_ae
 
 SIZES = [(96, 64), (40, 120), (80, 80), (200, 50), (64, 64), (120, 90)]
 
@@ -102,7 +102,7 @@ def test_load_dataset_node(works, tmp_dirs):
     (ds,) = node().load(works, 0, 0)
     assert isinstance(ds, WorkFolder) and len(ds) == len(SIZES)
     assert node.VALIDATE_INPUTS(works) is True
-    with pytest.raises(ValueError, match="Atelier Load Dataset: folder .* does not exist"):
+    with pytest.raises(ValueError, match=refusal("AtelierLoadDataset", "folder .* does not exist")):
         node().load(os.path.join(works, "missing"), 0, 0)
 
 

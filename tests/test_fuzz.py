@@ -30,7 +30,7 @@ from autoencoder_atelier.models.train import TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge
 from autoencoder_atelier.nodes.schema import AUTOENCODER, DATASET
 
-from helpers import deep_digest, model_digest, procedural, read_safetensors, tiny_ae, weights_equal
+from helpers import deep_digest, error_start, model_digest, procedural, read_safetensors, tiny_ae, weights_equal
 
 NAN, INF = float("nan"), float("inf")
 
@@ -351,7 +351,7 @@ def test_nodes_take_any_input_and_answer_or_say_what_is_wrong(node_id, models, d
         with torch.inference_mode():
             out = getattr(n, cls.FUNCTION)(**inputs)
     except ValueError as e:
-        assert str(e).startswith("Atelier "), f"unclear error: {e!r}"
+        assert str(e).startswith(error_start(node_id)), f"unclear error: {e!r}"
         out = None
     assert {k: digest(v) for k, v in inputs.items()} == before, "a node changed its inputs"
     if out is not None:
@@ -382,7 +382,7 @@ def test_save_prefixes_stay_inside_the_models_folder(prefix):
             try:
                 path = NODE_CLASS_MAPPINGS["AtelierSaveAutoencoder"]().save(TINY, prefix)["result"][0]
             except ValueError as e:
-                assert str(e).startswith("Atelier Save Autoencoder: ")
+                assert str(e).startswith(error_start("AtelierSaveAutoencoder"))
                 path = None
         assert os.listdir(root) == ["models"]
         if path is not None:
@@ -410,7 +410,7 @@ def test_load_names_never_reach_outside_the_models_folder(name):
             try:
                 ae = NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"]().load(name)["result"][0]
             except ValueError as e:
-                assert str(e).startswith("Atelier Load Autoencoder: ")
+                assert str(e).startswith(error_start("AtelierLoadAutoencoder"))
                 return
     assert weights_equal(ae, TINY)
 
@@ -444,7 +444,7 @@ def test_image_folders_of_every_kind_load_or_name_the_bad_file(images, junk, siz
         try:
             (out,) = NODE_CLASS_MAPPINGS["AtelierLoadImageFolder"]().load(d, size, mode, count)
         except ValueError as e:
-            assert str(e).startswith("Atelier Load Image Folder: ") and ("cannot read junk" in str(e)
+            assert str(e).startswith(error_start("AtelierLoadImageFolder")) and ("cannot read junk" in str(e)
                                                                          or "has no images" in str(e)), str(e)
             return
     assert any(ok) and out.shape[1:] == (size, size, 3) and out.dtype == torch.float32

@@ -8,7 +8,7 @@ import pytest
 from autoencoder_atelier.headless import cli, runner, workflow
 from autoencoder_atelier.headless.workflow import WorkflowError
 
-from helpers import ROOT
+from helpers import ROOT, refusal
 
 TRAIN = os.path.join(ROOT, "workflows", "atelier_train_on_a_folder.json")
 
@@ -158,7 +158,7 @@ def test_nan_and_infinite_float_inputs_are_refused_at_every_node():
                 if s[0] != "FLOAT":
                     continue
                 for bad in (float("nan"), float("inf"), float("-inf")):
-                    with pytest.raises(ValueError, match=f"^Atelier .*: {name} must be a finite number"):
+                    with pytest.raises(ValueError, match=refusal(node_id, f"{name} must be a finite number")):
                         getattr(cls(), cls.FUNCTION)(**{name: bad})
                 checked += 1
     assert checked >= 10

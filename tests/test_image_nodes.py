@@ -9,7 +9,7 @@ from PIL import Image
 from autoencoder_atelier.models import imagefolder
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS
 
-from helpers import deep_digest, shared_path
+from helpers import deep_digest, error_start, refusal, shared_path
 
 N_IMAGES = 8  # the images written by the `folder` fixture (the .txt and hidden file are not counted)
 
@@ -111,7 +111,7 @@ def test_count_limits_the_files_opened(folder, monkeypatch, mode, count, opened,
 def test_empty_missing_and_imageless_folders(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="Atelier Load Image Folder: .*has no images"):
+    with pytest.raises(ValueError, match=refusal("AtelierLoadImageFolder", ".*has no images")):
         load(empty)
     (empty / "readme.txt").write_text("hi")
     with pytest.raises(ValueError, match="has no images"):
@@ -127,7 +127,7 @@ def test_corrupt_image_gives_a_clear_error(folder):
     with pytest.raises(ValueError) as e:
         load(folder)
     msg = str(e.value)
-    assert msg.startswith("Atelier Load Image Folder: cannot read b_broken.png") and "re-save" in msg
+    assert msg.startswith(error_start("AtelierLoadImageFolder") + "cannot read b_broken.png") and "re-save" in msg
     (folder / "b_broken.png").write_bytes(b"")
     with pytest.raises(ValueError, match="cannot read b_broken.png"):
         load(folder)

@@ -9,7 +9,7 @@ import torch
 from autoencoder_atelier.models import memory
 from autoencoder_atelier.models.train import Trainer
 
-from helpers import call, procedural, tiny_ae
+from helpers import call, error_start, procedural, tiny_ae
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def refused(node, name, **inputs):
     with pytest.raises(ValueError) as e:
         call(node, **inputs)
     msg = str(e.value)
-    assert msg.startswith("Atelier "), msg
+    assert msg.startswith(error_start(node)), msg
     m = re.search(rf"{re.escape(name)}=\d+ would need about .* more than the budget of .*: lower {re.escape(name)} "
                   rf"to (\d+) or less \(or raise {memory.ENV}", msg)
     assert m, msg

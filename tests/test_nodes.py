@@ -11,7 +11,7 @@ from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.train import TrainSettings
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, bridge
 
-from helpers import deep_digest, model_digest, node, procedural, tiny_ae, weights_equal
+from helpers import deep_digest, error_start, model_digest, node, procedural, refusal, tiny_ae, weights_equal
 
 SPEC_IDS = {"AtelierNewAutoencoder", "AtelierLoadAutoencoder", "AtelierSaveAutoencoder", "AtelierLoadImageFolder",
             "AtelierTrainAutoencoder", "AtelierEncode", "AtelierDecode", "AtelierLatentMix"}
@@ -146,7 +146,7 @@ def test_only_the_packs_own_errors_become_node_messages(monkeypatch):
     z = {"samples": torch.zeros(1, 4, 2, 2)}
     with pytest.raises(TypeError, match="a programming error"):   # itself, traceback and all
         node("AtelierLatentMix").mix(z, z, 0.5, "lerp")
-    with pytest.raises(ValueError, match="^Atelier Latent Walk: a walk needs at least 2 keyframe") as e:
+    with pytest.raises(ValueError, match=refusal("AtelierLatentWalk", "a walk needs at least 2 keyframe")) as e:
         node("AtelierLatentWalk").walk(z, 4, "slerp", "linear", False)
     assert type(e.value) is ValueError and e.value.__cause__ is None and e.value.__context__ is None
 
@@ -168,9 +168,9 @@ def test_new_autoencoder_options_and_errors():
     (gray,) = run("AtelierNewAutoencoder", architecture="conv", latent_channels=4, downscale="2", width=8,
                   image_size=32, seed=0, blocks=0, color="grayscale")
     assert gray.config["channels"] == 1 and gray.config["blocks"] == 0 and gray.config["downscale"] == 2
-    with pytest.raises(ValueError, match="Atelier New Autoencoder: .*width"):
+    with pytest.raises(ValueError, match=refusal("AtelierNewAutoencoder", ".*width")):
         node("AtelierNewAutoencoder").create("conv", 4, "8", 10 ** 6, 64, 0)
-    with pytest.raises(ValueError, match="Atelier New Autoencoder: unknown architecture"):
+    with pytest.raises(ValueError, match=refusal("AtelierNewAutoencoder", "unknown architecture")):
         node("AtelierNewAutoencoder").create("gan", 4, "8", 8, 64, 0)
 
 
@@ -227,7 +227,8 @@ def test_load_missing_and_foreign_files(tmp_dirs):
     with pytest.raises(ValueError) as e:
         node("AtelierLoadAutoencoder").load("sd_vae.safetensors")
     msg = str(e.value)
-    assert msg.startswith("Atelier Load Autoencoder: sd_vae.safetensors: not an Autoencoder Atelier model")
+    assert msg.startswith(error_start("AtelierLoadAutoencoder") + "sd_vae.safetensors: not an Autoencoder Atelier "
+                          "model")
 
 
 def test_load_is_changed_tracks_the_file(tmp_dirs):
@@ -386,7 +387,7 @@ def test_dense_encode_needs_its_size_unless_resizing():
     (torch.zeros(1, 32, 32, 2), "2 channels"),
 ])
 def test_encode_refuses_bad_images(images, match):
-    with pytest.raises(ValueError, match="Atelier Encode: .*" + match):
+    with pytest.raises(ValueError, match=refusal("AtelierEncode", ".*" + match)):
         run("AtelierEncode", autoencoder=tiny_ae("conv"), images=images)
     with pytest.raises(ValueError, match="unknown fit"):
         run("AtelierEncode", autoencoder=tiny_ae("conv"), images=procedural(1, 32), fit="stretch")
@@ -397,7 +398,8 @@ def test_decode_refuses_a_stable_diffusion_latent():
     with pytest.raises(ValueError) as e:
         run("AtelierDecode", autoencoder=ae, latent={"samples": torch.zeros(1, 4, 8, 8)})
     msg = str(e.value)
-    assert msg.startswith("Atelier Decode:") and "came from another model" in msg and "Stable Diffusion" in msg
+    assert msg.startswith(error_start("AtelierDecode") + "this latent has 4 channels") and "Stable Diffusion" in msg
+    assert "came from another model" in msg
     assert "4 channels" in msg and "expects 8" in msg
 
 
@@ -509,7 +511,7 @@ def test_b_is_resized_to_a():
 
 
 def test_different_channel_counts_are_refused():
-    with pytest.raises(ValueError, match="Atelier Latent Mix: .*different channel counts"):
+    with pytest.raises(ValueError, match=refusal("AtelierLatentMix", ".*different channel counts")):
         mix(latents(c=8), latents(c=4), 0.5, "lerp")
     with pytest.raises(ValueError, match="different channel counts"):
         mix(latents(c=8), latents(c=8), 0.5, "difference-add", latents(c=4))
@@ -518,7 +520,7 @@ def test_different_channel_counts_are_refused():
 def test_unknown_mode_and_missing_samples_are_value_errors():
     with pytest.raises(ValueError, match="unknown mix mode"):
         mix(latents(), latents(), 0.5, "multiply")
-    with pytest.raises(ValueError, match="Atelier Latent Mix"):
+    with pytest.raises(ValueError, match=refusal("AtelierLatentMix")):
         mix({"noise": 1}, latents(), 0.5, "lerp")
 
 
@@ -558,10 +560,10 @@ def test_train_node_zero_steps_and_bad_inputs():
     trained, curve, grid = run("AtelierTrainAutoencoder", autoencoder=ae, images=procedural(2, 32), steps=0,
                                batch_size=2, learning_rate=0.005, seed=0, loss="mse")
     assert weights_equal(trained, ae) and curve.shape[0] == 1
-    with pytest.raises(ValueError, match="Atelier Train Autoencoder: unknown loss"):
+    with pytest.raises(ValueError, match=refusal("AtelierTrainAutoencoder", "unknown loss")):
         run("AtelierTrainAutoencoder", autoencoder=ae, images=procedural(2, 32), steps=1, batch_size=2,
             learning_rate=0.005, seed=0, loss="perceptual")
-    with pytest.raises(ValueError, match="Atelier Train Autoencoder: the image batch is empty"):
+    with pytest.raises(ValueError, match=refusal("AtelierTrainAutoencoder", "the image batch is empty")):
         run("AtelierTrainAutoencoder", autoencoder=ae, images=torch.zeros(0, 32, 32, 3), steps=1, batch_size=2,
             learning_rate=0.005, seed=0, loss="mse")
 

@@ -24,7 +24,8 @@ from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge, train_node
 from autoencoder_atelier.nodes.schema import AUTOENCODER, DATASET
 
 import helpers
-from helpers import call, deep_digest, model_digest, procedural, read_safetensors, tiny_ae, weights_equal
+from helpers import (call, deep_digest, error_start, model_digest, procedural, read_safetensors, refusal, tiny_ae,
+                     weights_equal)
 
 FAST = dict(helpers.FAST, crop_size=16)
 
@@ -132,8 +133,8 @@ def test_a_dense_latent_into_a_conv_model_and_back_are_refused():
     conv = tiny_ae("conv", latent_channels=8)
     (dz,) = call("AtelierEncode", autoencoder=dense, images=procedural(2, 16))
     assert dz["samples"].shape == (2, 8, 1, 1)  # same channel count: only the label tells them apart
-    with pytest.raises(ValueError, match="Atelier Decode: this latent was made by a dense autoencoder but this one "
-                                         "is conv.*Decode it with the autoencoder that encoded it"):
+    with pytest.raises(ValueError, match=refusal("AtelierDecode", "this latent was made by a dense autoencoder but "
+                                                 "this one is conv.*Decode it with the autoencoder that encoded it")):
         call("AtelierDecode", autoencoder=conv, latent=dz)
     (cz,) = call("AtelierEncode", autoencoder=conv, images=procedural(1, 32)[:, :4, :4])
     assert cz["samples"].shape == (1, 8, 1, 1)
@@ -155,7 +156,7 @@ def test_every_node_taking_images_refuses_an_empty_batch(node_id, trained, tmp_d
     inputs = node_inputs(node_id, trained)
     name = next(k for k, (kind, _) in NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"].items() if kind == "IMAGE")
     inputs[name] = torch.zeros(0, 32, 32, 3)
-    with pytest.raises(ValueError, match=r"^Atelier .*(empty|non-empty)"):
+    with pytest.raises(ValueError, match=refusal(node_id, ".*(empty|non-empty)")):
         call(node_id, **inputs)
 
 
@@ -169,7 +170,7 @@ def test_every_node_taking_latents_refuses_or_passes_an_empty_batch(node_id, tra
     try:
         out = call(node_id, **inputs)
     except ValueError as e:
-        assert str(e).startswith("Atelier ")
+        assert str(e).startswith(error_start(node_id))
     else:
         assert out[0]["samples"].shape[0] == 0 if isinstance(out[0], dict) else out[0].shape[0] in (0, 1)
 
@@ -193,8 +194,8 @@ def test_one_pixel_images(tmp_path, trained):
     dot = loaded[:, :1, :1]
     (z,) = call("AtelierEncode", autoencoder=trained, images=dot)
     assert call("AtelierDecode", autoencoder=trained, latent=z)[0].shape == (1, 1, 1, 3)  # padded, cropped back
-    with pytest.raises(ValueError, match="Atelier Train Autoencoder: images of 1x1 are smaller than the model's "
-                                         "downscale of 4"):
+    with pytest.raises(ValueError, match=refusal("AtelierTrainAutoencoder",
+                                                 "images of 1x1 are smaller than the model's downscale of 4")):
         call("AtelierTrainAutoencoder", autoencoder=trained, images=dot, steps=1, batch_size=1,
              learning_rate=0.001, seed=0, loss="mse")
 
@@ -280,8 +281,8 @@ def test_out_of_memory_frees_memory_and_says_which_batch_size_fits(limit, fits, 
         call("AtelierTrainAutoencoder", autoencoder=trained, images=procedural(4, 32), steps=10, batch_size=16,
              learning_rate=0.001, seed=0, loss="mse", crop_size=16)
     msg = str(e.value)
-    assert msg.startswith("Atelier Train Autoencoder: ran out of GPU memory training with batch_size 16 on 16x16 "
-                          "crops: ") and fits in msg and "input model is unchanged" in msg, msg
+    assert msg.startswith(error_start("AtelierTrainAutoencoder") + "ran out of GPU memory training with "
+                          "batch_size 16 on 16x16 crops: ") and fits in msg and "input model is unchanged" in msg, msg
     assert e.value.__context__ is None and e.value.__cause__ is None
     assert freed and model_digest(trained) == before
     gc.collect()
@@ -318,7 +319,7 @@ def test_save_on_a_full_or_read_only_disk_says_so_and_leaves_nothing(code, train
     with pytest.raises(ValueError) as e:
         call("AtelierSaveAutoencoder", autoencoder=trained, filename_prefix="portraits/style")
     msg = str(e.value)
-    assert msg.startswith(f"Atelier Save Autoencoder: could not write into {tmp_dirs.models} "
+    assert msg.startswith(error_start("AtelierSaveAutoencoder") + f"could not write into {tmp_dirs.models} "
                           f"({os.strerror(code)}); nothing was saved."), msg
     assert e.value.__suppress_context__  # one clear line, not an OSError traceback
     assert [f for f in files_under(tmp_dirs.models) if not f.endswith("/")] == [] and bridge.list_models() == []
@@ -463,13 +464,14 @@ def test_a_model_file_replaced_on_disk_after_loading(trained, tmp_dirs):
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     assert torch.equal(call("AtelierEncode", autoencoder=old, images=images)[0]["samples"], z["samples"])
-    with pytest.raises(ValueError, match="Atelier Load Autoencoder: m.safetensors: file is truncated"):
+    with pytest.raises(ValueError, match=refusal("AtelierLoadAutoencoder", "m.safetensors: file is truncated")):
         call("AtelierLoadAutoencoder", ae_name="m.safetensors")
 
 
 def test_a_name_the_file_system_refuses_is_a_clear_error(trained, tmp_dirs):
     prefix = "é" * 200  # 200 characters pass the prefix check; 400 bytes are too long for a file name
-    with pytest.raises(ValueError, match=r"^Atelier Save Autoencoder: could not write into .*\(File name too long\)"):
+    with pytest.raises(ValueError, match=refusal("AtelierSaveAutoencoder",
+                                                 r"could not write into .*\(File name too long\)")):
         call("AtelierSaveAutoencoder", autoencoder=trained, filename_prefix=prefix)
     assert files_under(tmp_dirs.models) == []
 

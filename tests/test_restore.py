@@ -5,7 +5,7 @@ import torch
 from autoencoder_atelier.models.losses import psnr
 from autoencoder_atelier.models.train import TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS
-from helpers import procedural, tiny_ae
+from helpers import procedural, refusal, tiny_ae
 
 restore = NODE_CLASS_MAPPINGS["AtelierRestore"]().restore
 
@@ -70,9 +70,10 @@ def test_restore_inputs_are_left_alone_and_bad_masks_are_explained(hole_model):
     assert torch.equal(imgs, before_i) and torch.equal(mask, before_m)
     (small_mask,) = restore(hole_model, imgs, 1, mask=mask[:1, ::2, ::2])   # any size, one mask for all
     assert small_mask.shape == imgs.shape
-    with pytest.raises(ValueError, match="Atelier Restore: a mask batch of 3 does not fit an image batch of 2"):
+    with pytest.raises(ValueError, match=refusal("AtelierRestore",
+                                                 "a mask batch of 3 does not fit an image batch of 2")):
         restore(hole_model, imgs, 1, mask=torch.ones(3, 32, 32))
-    with pytest.raises(ValueError, match="Atelier Restore: a mask must be"):
+    with pytest.raises(ValueError, match=refusal("AtelierRestore", "a mask must be")):
         restore(hole_model, imgs, 1, mask=torch.ones(1, 1, 32, 32))
 
 

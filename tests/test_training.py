@@ -11,7 +11,7 @@ from autoencoder_atelier.models.losses import psnr, reconstruction_loss, ssim
 from autoencoder_atelier.models.train import SNAPSHOT_EVERY, Trainer, TrainingError, TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS, bridge
 
-from helpers import FAST, model_digest, procedural, tiny_ae, tiny_config, weights_equal
+from helpers import FAST, model_digest, procedural, refusal, tiny_ae, tiny_config, weights_equal
 
 
 def reconstruction_mse(ae, imgs):
@@ -345,7 +345,7 @@ def test_dense_model_with_wrong_size_images_gives_a_clear_error():
         train(ae, procedural(4, 8), TrainSettings(steps=1))
     assert "16x16" in str(e.value) and "8x8" in str(e.value) and "image_size" in str(e.value)
     node = NODE_CLASS_MAPPINGS["AtelierTrainAutoencoder"]()
-    with pytest.raises(ValueError, match="Atelier Train Autoencoder: this dense model needs 16x16"):
+    with pytest.raises(ValueError, match=refusal("AtelierTrainAutoencoder", "this dense model needs 16x16")):
         node.train(ae, images=procedural(4, 8), steps=1, batch_size=4, learning_rate=0.01, seed=0, loss="mse")
 
 

@@ -216,9 +216,10 @@ def test_model_card_route(server):
     storage.save_autoencoder(ae, os.path.join(server.dirs["models"], "card_test.safetensors"))
     card = server.get("/atelier/model_card?name=card_test.safetensors")["text"]
     assert card.startswith("Autoencoder Atelier ") and "conv autoencoder" in card and "trained 3 steps" in card
+    refusal = NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"].error_prefix() + ": "
     for bad in ("../../etc/passwd", "atelier/none.safetensors"):
         answer = server.get(f"/atelier/model_card?name={bad}")
-        assert "text" not in answer and answer["error"].startswith("Atelier Load Autoencoder: ")
+        assert "text" not in answer and answer["error"].startswith(refusal)
 
 
 @pytest.mark.parametrize("after", [0.3, 3.0], ids=["during set-up", "mid-run"])
