@@ -4,7 +4,7 @@ import torch
 
 from autoencoder_atelier.models.latent_math import _channel_stats, collage, fit_mask, style_mix
 from autoencoder_atelier.models.train import TrainSettings, train
-from helpers import node, procedural, tiny_ae
+from helpers import node, procedural, refusal, tiny_ae
 
 
 def latents(*shape, seed=0, scale=1.0, shift=0.0):
@@ -61,7 +61,7 @@ def test_collage_without_a_mask_cuts_along_the_split(split, a_cells):
 
 
 def test_bad_masks_are_refused_clearly():
-    with pytest.raises(ValueError, match="Latent Collage: a mask must be"):
+    with pytest.raises(ValueError, match=refusal("AtelierLatentCollage", "a mask must be")):
         node("AtelierLatentCollage").collage({"samples": latents(1, 4, 8, 8)}, {"samples": latents(1, 4, 8, 8)},
                                              "left-right", 0.5, 1.0, mask=torch.ones(1, 1, 8, 8))
 
