@@ -26,6 +26,15 @@ def user_errors(fn, prefix):
     return call
 
 
+def works_of(images, dataset):
+    """What a node that learns from the artist's works (Train Autoencoder, Train Latent Prior) reads: the
+    dataset when one is connected, else the IMAGE batch."""
+    works = dataset if dataset is not None else images
+    if works is None:
+        raise AtelierError("connect your works: images (Load Image Folder) or a dataset (Load Dataset Folder)")
+    return works
+
+
 def finite_floats(cls, fn):
     """``fn`` refusing a NaN or infinite FLOAT input: ComfyUI's own range check lets NaN through (every
     comparison with NaN is false), and JSON prompts can carry it."""

@@ -82,11 +82,11 @@ class AtelierLoadDataset(AtelierNode):
     SEARCH_ALIASES = ["training data", "train", "dataset", "large collection", "full resolution", "crops", "lazy"]
     DESCRIPTION = ("A folder of artworks for training on random crops at full resolution, however many works and "
                    "whatever their sizes: only a few are held in memory at a time, read as training goes (Load "
-                   "Image Folder instead loads every image into one batch). Connect it to Train Autoencoder's "
-                   "dataset input.")
+                   "Image Folder instead loads every image into one batch). Connect it to the dataset input of "
+                   "Train Autoencoder or Train Latent Prior.")
     RETURN_TYPES = (DATASET,)
     RETURN_NAMES = ("dataset",)
-    OUTPUT_TOOLTIPS = ("The works, read lazily during training (set Train Autoencoder's crop_size).",)
+    OUTPUT_TOOLTIPS = ("The works, read lazily while training (set the training node's crop_size).",)
     FUNCTION = "load"
 
     @classmethod

@@ -8,18 +8,18 @@ from ..models.latent_math import fit_mask
 from ..models.plots import image_grid
 from ..models.prior_training import learn_prior
 from . import bridge
-from .base import AtelierNode
+from .base import AtelierNode, works_of
 from .latent_nodes import PASSES, STEPS, check_steps, sampling_steps, with_samples
-from .schema import AUTOENCODER, FLOAT, INT, LINK, SEED
+from .schema import AUTOENCODER, DATASET, FLOAT, INT, LINK, SEED
 
 class AtelierTrainLatentPrior(AtelierNode):
     DISPLAY_NAME = "Train Latent Prior (Atelier)"
     SEARCH_ALIASES = ["prior", "generate", "new works", "train", "learn my style", "autoencoder"]
     DESCRIPTION = ("Learns your works' latents as a prior (multi-scale patch nearest-neighbour generation), so "
                    "Sample Latent paints new works in your style, at any size, instead of colour noise, and Latent "
-                   "Variations can re-imagine a work. Works from one painting up to hundreds of works; no long "
-                   "training: it encodes the works at a few scales (progress bar, Cancel). Run it on a model that "
-                   "already has a prior to add more works to it.")
+                   "Variations can re-imagine a work. Works from one painting up to hundreds of full-resolution "
+                   "works (connect Load Dataset Folder); no long training: it encodes the works at a few scales "
+                   "(progress bar, Cancel). Run it on a model that already has a prior to add more works to it.")
     RETURN_TYPES = (AUTOENCODER, "IMAGE")
     RETURN_NAMES = ("autoencoder", "samples")
     OUTPUT_TOOLTIPS = ("A new autoencoder carrying the prior (the input is left as it was); save it to keep both.",
@@ -30,12 +30,17 @@ class AtelierTrainLatentPrior(AtelierNode):
     def INPUT_TYPES(cls):
         return {"required": {
             "autoencoder": LINK(AUTOENCODER, "A trained conv or conv-vae autoencoder (Train Autoencoder first)."),
-            "images": LINK("IMAGE", "Your works (the same ones the autoencoder learned, or more): one painting up "
-                           "to hundreds of works, all one size (Load Image Folder makes them so)."),
             "steps": STEPS("Patch-matching passes per scale for the preview samples (saved with the prior; "
                            "Sample Latent and Latent Variations have their own steps): 2 is clean, 1 is faster."),
-            "seed": SEED("Seed for the preview samples."),
+            "seed": SEED("Seed for the preview samples, and for where a dataset's squares are taken."),
         }, "optional": {
+            "images": LINK("IMAGE", "Your works (the same ones the autoencoder learned, or more): one painting up "
+                           "to hundreds of works, all one size (Load Image Folder makes them so); or connect a "
+                           "dataset."),
+            "dataset": LINK(DATASET, "Hundreds of full-resolution works of any size, from Load Dataset Folder; used "
+                            "instead of images when connected. Each work is read once: scaled to crop_size (its "
+                            "composition; a centre square) and one random crop_size square at each larger scale "
+                            "(its brushwork), so memory stays small however large the works."),
             "crop_size": INT(128, 16, 4096, "Pixel size of a composition: works this size or smaller are used "
                              "whole; of larger works (a painting) the prior learns the layout at a few smaller "
                              "scales too, so big samples are pictures, not textures.", step=8),
@@ -45,7 +50,7 @@ class AtelierTrainLatentPrior(AtelierNode):
     def VALIDATE_INPUTS(cls, steps=PASSES):
         return check_steps(steps)
 
-    def train(self, autoencoder, images, steps, seed, crop_size=128):
+    def train(self, autoencoder, steps, seed, images=None, dataset=None, crop_size=128):
         steps = sampling_steps(steps)
         pbar = bridge.progress_bar(1)   # the length is known once the scales are
         done = [0]
@@ -55,7 +60,8 @@ class AtelierTrainLatentPrior(AtelierNode):
             pbar.update_absolute(done[0], max(done[0] + 1, 2))
             bridge.check_interrupted()
 
-        ae = learn_prior(autoencoder, images, int(crop_size), steps, bridge.torch_device(), on_progress)
+        ae = learn_prior(autoencoder, works_of(images, dataset), int(crop_size), steps, bridge.torch_device(),
+                         on_progress, int(seed))
         p = ae.prior
         z = p.sample((4, p.channels, p.crop, p.crop), torch.Generator().manual_seed(int(seed)))
         samples = codec.decode(ae, codec.latent_of(ae, z), bridge.torch_device())

@@ -7,10 +7,9 @@ from ..models.formats import image_to_pil
 from ..models.losses import LOSSES
 from ..models.plots import caption, image_grid, loss_curve
 from ..models.precision import PRECISIONS
-from ..models.errors import AtelierError
 from ..models.train import Trainer, TrainSettings, memory_needed
 from . import bridge
-from .base import AtelierNode
+from .base import AtelierNode, works_of
 from .schema import AUTOENCODER, COMBO, DATASET, FLOAT, INT, LINK, SEED
 
 D = TrainSettings()   # the one source of the widgets' and the function's defaults
@@ -97,9 +96,7 @@ class AtelierTrainAutoencoder(AtelierNode):
                                  kl_weight=float(kl_weight), precision=precision, corruption=corruption,
                                  corruption_strength=float(corruption_strength), validation=bool(validation),
                                  sharp_warmup=int(sharp_warmup))
-        source = dataset if dataset is not None else images
-        if source is None:
-            raise AtelierError("connect training images (Load Image Folder) or a dataset (Load Dataset Folder)")
+        source = works_of(images, dataset)
         device = bridge.compute_device(memory_needed(autoencoder, source, settings))
         trainer = Trainer(autoencoder, source, settings, device, bridge.free_memory)
         pbar = bridge.progress_bar(max(1, settings.steps))

@@ -90,7 +90,7 @@ def test_train_node_uses_the_dataset_instead_of_images(works):
     assert {"images", "dataset"} <= set(spec["optional"]) and "images" not in spec["required"]
     common = dict(steps=3, batch_size=2, learning_rate=0.002, seed=0, loss="mse", crop_size=32)
     with torch.inference_mode():
-        with pytest.raises(ValueError, match="connect training images .* or a dataset"):
+        with pytest.raises(ValueError, match="connect your works: images .* or a dataset"):
             node.train(tiny_ae("conv"), **common)
         tiny = procedural(2, 16)   # 16-pixel images would give 16-pixel crops: the dataset's 32 show it was used
         ae, _, grid = node.train(tiny_ae("conv"), images=tiny, dataset=WorkFolder(works), **common)

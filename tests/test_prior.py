@@ -4,7 +4,9 @@ import sys
 
 import pytest
 import torch
-from autoencoder_atelier.models import codec, storage
+from autoencoder_atelier.models import codec, procedural as procedural_works, storage
+from autoencoder_atelier.models.dataset import WorkFolder
+from autoencoder_atelier.models.imagefolder import load_folder
 from autoencoder_atelier.models.latent_math import sample_latents
 from autoencoder_atelier.models.prior_training import learn_prior
 from autoencoder_atelier.models.train import Trainer, TrainSettings
@@ -121,7 +123,7 @@ def test_cancel_leaves_the_input_model_unchanged(with_prior, works):
 
 def test_the_node_returns_a_new_model_and_samples(base, works):
     before = model_digest(base)
-    out, pictures = NODES["AtelierTrainLatentPrior"]().train(base, works[0][:4], 2, 0)
+    out, pictures = NODES["AtelierTrainLatentPrior"]().train(base, 2, 0, images=works[0][:4])
     assert out is not base and out.prior is not None and base.prior is None and model_digest(base) == before
     assert pictures.shape == (4, SIZE, SIZE, 3)
 
@@ -136,7 +138,7 @@ def test_training_on_bad_input_says_what_to_do(images, arch, message):
     ae = tiny_ae(arch)
     before = model_digest(ae)
     with pytest.raises(ValueError, match=message):
-        NODES["AtelierTrainLatentPrior"]().train(ae, images, 2, 0)
+        NODES["AtelierTrainLatentPrior"]().train(ae, 2, 0, images=images)
     assert model_digest(ae) == before and ae.prior is None
 
 
@@ -147,7 +149,7 @@ def test_sampling_bad_requests_say_what_to_do(with_prior, base, works):
     with pytest.raises(ValueError, match="steps is 0"):
         node.sample(with_prior, 1, 32, 32, 0, 1.0, 0)
     with pytest.raises(ValueError, match="steps is 0"):
-        NODES["AtelierTrainLatentPrior"]().train(base, works[0][:2], 0, 0)
+        NODES["AtelierTrainLatentPrior"]().train(base, 0, 0, images=works[0][:2])
     with pytest.raises(ValueError, match="temperature must be a finite number"):
         node.sample(with_prior, 1, 32, 32, 0, float("nan"))
     latent = codec.encode(with_prior, works[1][:1])
@@ -185,3 +187,61 @@ def test_a_prior_of_flat_works_still_samples(base):
     ae = learn_prior(base, flat)
     out = sample(ae, n=2)
     assert torch.isfinite(out["samples"]).all() and out["samples"].shape[0] == 2
+
+
+# -- a dataset instead of images -------------------------------------------------------------------------
+
+def test_a_prior_from_a_dataset_samples_like_one_from_the_same_images(base, tmp_path):
+    """Composition-sized works: the dataset path sees exactly what the IMAGE path sees."""
+    folder = str(tmp_path / "works")
+    procedural_works.write_folder(folder, count=12, size=SIZE, seed=7)
+    node = NODES["AtelierTrainLatentPrior"]()
+    from_images, shown = node.train(base, 2, 3, images=load_folder(folder, SIZE), crop_size=SIZE)
+    from_dataset, shown_too = node.train(base, 2, 3, dataset=WorkFolder(folder), crop_size=SIZE)
+    a, b = from_images.prior, from_dataset.prior
+    assert [z.shape for z in a.latents] == [z.shape for z in b.latents]
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.latents, b.latents))
+    assert b.summary == a.summary == {"works": 12, "crop_cells": SIZE // 4}
+    assert torch.allclose(shown, shown_too, atol=1e-3)
+
+
+def test_a_dataset_prior_holds_composition_sized_squares_whatever_the_works_size(base, tmp_path, monkeypatch):
+    """Memory is set by the crop and the number of works: 4x the pixels per work, the same latents."""
+    encoded, encode = [], codec.encode
+    monkeypatch.setattr(codec, "encode", lambda ae, x, *a, **k: encoded.append(x.shape[1:3]) or encode(ae, x, *a, **k))
+    priors = {}
+    for size in (64, 128):
+        folder = str(tmp_path / f"works_{size}")
+        procedural_works.write_folder(folder, count=5, size=size, seed=8)
+        dataset = WorkFolder(folder)
+        priors[size] = learn_prior(base, dataset, crop_size=16, seed=1)
+        assert not dataset._cache   # the decoded works are let go
+    assert set(encoded) == {(16, 16)}   # every encode: one work's squares, never a whole work
+    cells = {size: sum(z.numel() for z in p.prior.latents) for size, p in priors.items()}
+    c = base.config["latent_channels"]
+    # per work and mirror: the composition and a square at 64 (and 32) pixels, each 4x4 cells
+    assert cells == {64: 5 * 2 * 3 * 16 * c, 128: 5 * 2 * 4 * 16 * c}
+    whole = learn_prior(base, load_folder(str(tmp_path / "works_128"), 128), crop_size=16)
+    assert sum(z.numel() for z in whole.prior.latents) > 4 * cells[128]   # the IMAGE path keeps every cell
+    again = learn_prior(base, WorkFolder(str(tmp_path / "works_128")), crop_size=16, seed=1).prior.latents
+    assert all(torch.equal(x, y) for x, y in zip(again, priors[128].prior.latents))   # seeded
+    assert torch.isfinite(sample(priors[128], size=64)["samples"]).all()
+
+
+def test_a_dataset_of_works_of_any_size_and_the_bad_cases(base, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, (w, h) in enumerate([(96, 40), (30, 70), (64, 64)]):   # wide, tall and smaller than the composition
+        procedural_works.make_image(i, max(w, h)).resize((w, h)).save(folder / f"w{i}.png")
+    node = NODES["AtelierTrainLatentPrior"]()
+    spec = node.INPUT_TYPES()
+    assert {"images", "dataset"} <= set(spec["optional"]) and "images" not in spec["required"]
+    ae, shown = node.train(base, 2, 0, dataset=WorkFolder(str(folder)), crop_size=32)
+    assert ae.prior.summary["works"] == 3 and all(z.shape[-2:] == (8, 8) for z in ae.prior.latents)
+    assert shown.shape == (4, 32, 32, 3)
+    with pytest.raises(ValueError, match="connect your works: images .* or a dataset"):
+        node.train(base, 2, 0)
+    dense = tiny_ae("dense")
+    with pytest.raises(ValueError, match="dense autoencoder"):
+        node.train(dense, 2, 0, dataset=WorkFolder(str(folder)))
+    assert dense.prior is None

@@ -240,3 +240,12 @@ def test_workflows_that_load_a_model_tell_the_artist_to_pick_theirs(name):
     if any(n["type"] == "AtelierLoadAutoencoder" for n in wf["nodes"]):
         notes = " ".join(n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note")
         assert "pick yours" in notes
+
+
+def test_workflows_saved_before_the_dataset_inputs_still_convert():
+    """Files saved before Train Autoencoder and Train Latent Prior had a dataset input give the same prompt."""
+    wf = workflow.load(os.path.join(WORKFLOWS, "atelier_generate.json"))
+    old = json.loads(json.dumps(wf))
+    for n in old["nodes"]:
+        n["inputs"] = [i for i in n.get("inputs", []) if i["name"] != "dataset"]
+    assert old != wf and workflow.to_api(old, runner.input_types_of) == workflow.to_api(wf, runner.input_types_of)
