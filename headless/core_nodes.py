@@ -11,7 +11,7 @@ import tempfile
 import numpy as np
 import torch
 
-from ..models.files import write_new_file
+from ..models.files import list_files, write_new_file
 from ..models.formats import image_to_pil
 from ..models.imagefolder import IMAGE_EXTENSIONS, ImageFolderError, decode, to_float, to_rgb8
 from ..nodes import bridge
@@ -27,10 +27,7 @@ class LoadImage:
 
     @classmethod
     def INPUT_TYPES(cls):
-        folder = bridge.input_dir()
-        files = sorted(e.name for e in os.scandir(folder) if e.is_file()
-                       and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS) if os.path.isdir(folder) else []
-        return {"required": {"image": (files, {"image_upload": True})}}
+        return {"required": {"image": (list_files(bridge.input_dir(), IMAGE_EXTENSIONS), {"image_upload": True})}}
 
     def load_image(self, image):
         path = input_path(image)

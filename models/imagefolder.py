@@ -10,7 +10,6 @@ memory budget (models/memory.py); the rest are decoded at reduced size where the
 import logging
 import os
 import random
-import stat
 import warnings
 
 import numpy as np
@@ -19,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import interrupt, memory
 from .errors import AtelierError
+from .files import list_files, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -36,39 +36,15 @@ def list_images(folder):
     """Image files of ``folder``, sorted; only regular files (by file type, without opening them)."""
     if not folder or not os.path.isdir(folder):
         raise ImageFolderError(f"folder {folder!r} does not exist; give the full path to a folder of images")
-    names = sorted(e.name for e in os.scandir(folder)
-                   if os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS and not e.name.startswith(".")
-                   and _is_regular(e))
+    names = list_files(folder, IMAGE_EXTENSIONS)
     if not names:
         raise ImageFolderError(f"folder {folder!r} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return [os.path.join(folder, n) for n in names]
 
 
-def _is_regular(entry):
-    try:
-        return entry.is_file()  # follows links; False for FIFOs, sockets, devices and folders
-    except OSError:
-        return False
-
-
 def max_pixels():
     """The largest image (in pixels) a loader decodes: what fits the memory budget."""
     return memory.budget_bytes() // BYTES_PER_DECODED_PIXEL
-
-
-def _open_regular(path):
-    """A binary file object for ``path``, refusing anything but a regular file without blocking on it (a FIFO
-    put in place after the folder was listed)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{os.path.basename(path)} is not a regular file")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _unreadable(path, e):
@@ -82,7 +58,7 @@ def decode(path, need=None, frames=False):
     ``frames``: a list of every frame (except for MPO, whose frames are views of one photo: as ComfyUI's
     Load Image), else the first frame alone."""
     try:
-        with _open_regular(path) as f, warnings.catch_warnings():
+        with open_regular(path) as f, warnings.catch_warnings():
             # Our own pixel limit below is the check; PIL's warning would reach the user raw.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(f)

@@ -145,10 +145,11 @@ class _ModelFile:
 
     def __init__(self, path):
         self.path = path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise _fail(path, "file not found", "Check the name, or refresh the node list (press R) after adding files")
+        if not files.is_regular_file(path):
+            what = "not a regular file (a folder, FIFO or device)" if os.path.exists(path) else "file not found"
+            raise _fail(path, what, "Check the name, or refresh the node list (press R) after adding files")
         try:
-            self.f = open(path, "rb")
+            self.f = files.open_regular(path)   # a FIFO or device (not a file) is refused, never read
         except OSError as e:
             raise self._unreadable(e) from None
         try:

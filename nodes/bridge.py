@@ -12,6 +12,7 @@ import os
 import torch
 
 from ..models import interrupt
+from ..models.files import is_regular_file, list_files
 
 log = logging.getLogger("autoencoder_atelier")
 
@@ -78,16 +79,12 @@ def model_dirs():
 
 
 def list_models():
-    """Model file names (relative to their folder) for the loader's combo."""
+    """Model file names (relative to their folder) for the loader's combo: regular files only (ComfyUI's own
+    list has FIFOs and devices too, and picking one would hang or never end the load)."""
     if IN_COMFYUI:
-        return [n for n in _fp.get_filename_list(MODEL_FOLDER) if n.lower().endswith(".safetensors")]
-    root = model_dirs()[0]
-    found = []
-    for folder, _, files in os.walk(root):
-        for n in files:
-            if n.lower().endswith(".safetensors") and not n.startswith("."):
-                found.append(os.path.relpath(os.path.join(folder, n), root).replace(os.sep, "/"))
-    return sorted(found)
+        return [n for n in _fp.get_filename_list(MODEL_FOLDER) if os.path.splitext(n)[1].lower() in MODEL_EXTENSIONS
+                and is_regular_file(_fp.get_full_path(MODEL_FOLDER, n) or "")]
+    return list_files(model_dirs()[0], MODEL_EXTENSIONS, recursive=True)
 
 
 def add_json_route(path, answer):

@@ -6,6 +6,7 @@ from ..models import memory, storage
 from ..models.autoencoder import Autoencoder
 from ..models.config import DOWNSCALES, default_config, parameter_count
 from ..models.errors import AtelierError
+from ..models.files import is_regular_file
 from ..models.networks import ARCHITECTURES
 from . import bridge
 from .base import AtelierNode
@@ -66,7 +67,7 @@ def resolve_model_path(name):
                          "(files in models/autoencoders ending in .safetensors)")
     for folder in bridge.model_dirs():
         path = os.path.join(folder, name)
-        if os.path.isfile(path):
+        if is_regular_file(path):
             return path
     raise AtelierError(f"{name!r} was not found in {', '.join(bridge.model_dirs())}; "
                      "refresh the list (press R) or check the file was saved")

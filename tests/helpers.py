@@ -4,6 +4,7 @@ import json
 import os
 import re
 import struct
+import threading
 
 import pytest
 import torch
@@ -174,3 +175,23 @@ def error_start(node_id):
 def refusal(node_id, pattern=""):
     """A pattern for ``pytest.raises(match=...)``: the node's refusal, then ``pattern`` (a regex)."""
     return "^" + re.escape(error_start(node_id)) + pattern
+
+
+def without_hanging(fn, seconds=30):
+    """``fn()``'s result (or exception), failing the test if it has not returned within ``seconds``: for
+    what would block forever, such as reading a FIFO. The thread is left behind, as a daemon."""
+    out = []
+
+    def run():
+        try:
+            out.append(fn())
+        except Exception as e:  # noqa: BLE001 - re-raised below, in the test's thread
+            out.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "hung on a special file"
+    if isinstance(out[0], Exception):
+        raise out[0]
+    return out[0]

@@ -4,7 +4,6 @@ the mask, transparency as ComfyUI, only the input folder)."""
 import os
 import socket
 import struct
-import threading
 import warnings
 import zlib
 
@@ -16,8 +15,9 @@ from PIL import Image
 from autoencoder_atelier.headless.core_nodes import LoadImage
 from autoencoder_atelier.models import imagefolder, memory
 from autoencoder_atelier.models.imagefolder import ImageFolderError
+from autoencoder_atelier.nodes import bridge
 
-from helpers import call, refusal
+from helpers import call, refusal, without_hanging
 
 
 def bomb_png(path, side):
@@ -86,24 +86,6 @@ def test_memory_check_message_when_nothing_fits(monkeypatch):
     assert nonsense == memory.budget_bytes() > 0
 
 
-def _run_with_timeout(fn, seconds=30):
-    out = []
-
-    def run():
-        try:
-            out.append(fn())
-        except Exception as e:  # noqa: BLE001 - re-raised below, in the test's thread
-            out.append(e)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), "hung on a special file"
-    if isinstance(out[0], Exception):
-        raise out[0]
-    return out[0]
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_fifos_and_sockets_in_a_folder_are_skipped_unopened(tmp_path):
     Image.new("RGB", (16, 16), (255, 0, 0)).save(tmp_path / "a.png")
@@ -112,11 +94,13 @@ def test_fifos_and_sockets_in_a_folder_are_skipped_unopened(tmp_path):
     try:
         s.bind(str(tmp_path / "c.png"))
         assert imagefolder.list_images(str(tmp_path)) == [str(tmp_path / "a.png")]
-        out = _run_with_timeout(lambda: imagefolder.load_folder(str(tmp_path), 16, "resize"))
+        with bridge.folders(input_dir=tmp_path):   # the headless Load Image's list too
+            assert LoadImage.INPUT_TYPES()["required"]["image"][0] == ["a.png"]
+        out = without_hanging(lambda: imagefolder.load_folder(str(tmp_path), 16, "resize"))
         assert out.shape == (1, 16, 16, 3)
         # a FIFO put in place after the listing is refused without blocking
         with pytest.raises(ImageFolderError, match="not a regular file"):
-            _run_with_timeout(lambda: imagefolder.open_image(str(tmp_path / "b.png")))
+            without_hanging(lambda: imagefolder.open_image(str(tmp_path / "b.png")))
     finally:
         s.close()
 

@@ -10,12 +10,13 @@ import io
 import os
 import threading
 import weakref
+from types import SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 
-from autoencoder_atelier.models import codec, formats, imagefolder, storage
+from autoencoder_atelier.models import codec, files, formats, imagefolder, storage
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.dataset import WorkFolder
 from autoencoder_atelier.models.prior_training import learn_prior
@@ -25,7 +26,7 @@ from autoencoder_atelier.nodes.schema import AUTOENCODER, DATASET
 
 import helpers
 from helpers import (call, deep_digest, error_start, model_digest, procedural, read_safetensors, refusal, tiny_ae,
-                     weights_equal)
+                     weights_equal, without_hanging)
 
 FAST = dict(helpers.FAST, crop_size=16)
 
@@ -365,16 +366,46 @@ def test_a_save_killed_before_the_rename_leaves_no_loadable_model(complete, trai
     assert os.path.basename(path) == "style_00001.safetensors" and bridge.list_models() == ["style_00001.safetensors"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("in_comfyui", [False, True])
+def test_special_files_named_like_models_are_never_listed_or_opened(in_comfyui, trained, tmp_dirs, monkeypatch):
+    """Picking a FIFO named like a model hung Load Autoencoder (and the server thread) forever."""
+    models = tmp_dirs.models
+    storage.save_autoencoder(trained, models / "real.safetensors")
+    os.symlink(models / "real.safetensors", models / "link.safetensors")   # a link to a model is one
+    os.mkfifo(models / "fifo.safetensors")
+    os.symlink(models / "gone", models / "broken.safetensors")
+    (models / "sub").mkdir()
+    os.mkfifo(models / "sub" / "deep.safetensors")
+    if in_comfyui:   # folder_paths.get_filename_list lists every name with the extension, FIFOs included
+        listed = [os.path.relpath(os.path.join(d, n), models) for d, _, ns in os.walk(models) for n in ns]
+        monkeypatch.setattr(bridge, "IN_COMFYUI", True)
+        monkeypatch.setattr(bridge, "_fp", SimpleNamespace(get_filename_list=lambda key: listed,
+                                                           get_full_path=lambda key, name: str(models / name),
+                                                           get_folder_paths=lambda key: [str(models)]))
+    assert bridge.list_models() == ["link.safetensors", "real.safetensors"]
+    assert NODE_CLASS_MAPPINGS["AtelierLoadAutoencoder"].INPUT_TYPES()["required"]["ae_name"][0] == \
+        ["link.safetensors", "real.safetensors"]
+    assert weights_equal(call("AtelierLoadAutoencoder", ae_name="link.safetensors")[0], trained)
+    for name in ("fifo.safetensors", "sub/deep.safetensors", "broken.safetensors"):   # typed, or an old workflow
+        with pytest.raises(ValueError, match=refusal("AtelierLoadAutoencoder", f"'{name}' was not found")):
+            without_hanging(lambda: call("AtelierLoadAutoencoder", ae_name=name))
+    # A FIFO put in place after the file was checked is refused from the open handle, unread.
+    monkeypatch.setattr(files, "is_regular_file", lambda path: True)
+    with pytest.raises(storage.ModelFileError, match="fifo.safetensors: cannot be read .*not a regular file"):
+        without_hanging(lambda: storage.load_autoencoder(models / "fifo.safetensors"))
+
+
 def test_an_unreadable_model_file_says_so(tmp_path, trained, monkeypatch):
     path = storage.save_autoencoder(trained, tmp_path / "m.safetensors")
-    real_open = open
+    real_open = os.open
 
-    def denied(p, *a, **k):
+    def denied(p, *a, **k):   # as chmod 000 would (the tests may run as root, whom that does not stop)
         if os.fspath(p) == os.fspath(path):
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_open(p, *a, **k)
 
-    monkeypatch.setattr("builtins.open", denied)
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(storage.ModelFileError, match="m.safetensors: cannot be read \\(Permission denied\\)"):
         storage.load_autoencoder(path)
 

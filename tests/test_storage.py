@@ -400,7 +400,7 @@ def test_missing_file_and_folder(tmp_path, no_allocation):
     assert_refused(tmp_path / "nope.safetensors", no_allocation, "file not found")
     d = tmp_path / "dir.safetensors"
     d.mkdir()
-    assert_refused(d, no_allocation, "file not found")
+    assert_refused(d, no_allocation, "not a regular file")
 
 
 def test_model_file_error_is_a_value_error():
@@ -529,8 +529,9 @@ def test_loading_never_maps_the_file(saved, trained, monkeypatch):
     monkeypatch.setattr(safetensors, "safe_open", refused)
     monkeypatch.setattr(storage, "safe_open", refused, raising=False)
     opened = []
-    real_open = open
+    real_open, real_os_open = open, os.open
     monkeypatch.setattr("builtins.open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(p) or real_os_open(p, *a, **k))
     assert weights_equal(storage.load_autoencoder(saved), trained)
     assert opened == [os.fspath(saved)]  # one handle for size, header and tensors
 
