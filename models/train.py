@@ -17,16 +17,17 @@ from dataclasses import dataclass
 
 import torch
 
-from . import formats, interrupt, memory, validation
-from .adversary import Adversary, PatchDiscriminator, adaptive_weight
-from .corruption import CORRUPTIONS, corrupt
-from .errors import AtelierError
+from . import interrupt, validation
+from .adversary import Adversary, adaptive_weight
+from .corruption import corrupt
 from .dataset import WorkFolder
 from .latent_stats import latent_statistics
-from .losses import LOSSES, last_loss, psnr, reconstruction_loss
-from .networks import build_network
+from .losses import last_loss, psnr, reconstruction_loss
 from .optim import adamw, load_optimizer_state, optimizer_state
-from .precision import NAMES, autocast_dtype, resumed_precision, slowdown
+from .precision import NAMES
+from .train_setup import (OUT_OF_MEMORY, TrainingError, check_settings, out_of_memory, training_crop, training_images,
+                          training_precision)
+from .train_setup import AUTO_CROP_MAX, memory_needed  # noqa: F401  (training's API, imported from here by callers)
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +35,6 @@ SNAPSHOT_EVERY = 50   # steps between "last good" copies kept for NaN recovery
 KEPT_HISTORY = 100_000   # loss values training keeps (the latest), well under storage.MAX_FILE_HISTORY
 PREVIEW_SECONDS = 3.0  # how often a live reconstruction preview is due
 VALIDATE_EVERY = 50   # steps between validation scores (also at the start and the end of a run)
-AUTO_CROP = 2 / 3     # crop_size 0 ("auto"): this fraction of the shorter image side ...
-AUTO_CROP_MAX = 128   # ... at most this (big paintings train on many small crops, not a few huge ones)
-MAX_LEARNING_RATE = 10.0  # far beyond useful; keeps AdamW's float32 arithmetic from overflowing
-OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5 has only the latter
-# The CPU allocator's failures arrive as plain RuntimeErrors (or MemoryError from numpy and Python).
-CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory",
-                     "not enough memory")
-
-
-def out_of_memory(e):
-    """"GPU memory" or "memory" when ``e`` is running out of it (on a GPU or on the CPU), else None."""
-    if isinstance(e, OUT_OF_MEMORY):
-        return "GPU memory"
-    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(t in str(e) for t in CPU_OUT_OF_MEMORY)):
-        return "memory"
-    return None
-
-
-class TrainingError(AtelierError):
-    """Settings or data that training cannot use; the message says how to fix it."""
 
 
 @dataclass
@@ -65,7 +46,7 @@ class TrainSettings:
     learning_rate: float = 2e-3
     seed: int = 0
     loss: str = "mse"
-    crop_size: int = 0        # 0: auto (AUTO_CROP of the image side); at least the image side: whole images
+    crop_size: int = 0        # 0: auto (train_setup.AUTO_CROP of the image side); at least the image side: whole
     kl_weight: float = 0.01   # variational models only: pull of the latents toward N(0, 1)
     warmup: int = 50          # only when training starts from step 0
     flip: bool = True         # random horizontal flips (off for digits, text, asymmetric subjects)
@@ -75,29 +56,6 @@ class TrainSettings:
     validation: bool = True   # hold back a few works (validation.py) and keep the best-scoring step's weights
     sharp_warmup: int = 200   # sharp: the adversarial term counts from this global step (the discriminator trains
     #                           from the start, the autoencoder on plain reconstruction until then)
-
-
-def step_bytes_per_image(config, crop):
-    """Memory one training image of ``crop`` costs in a step: every layer's output, kept for the backward
-    pass, counted on the meta device (nothing allocated). Measured on the CPU: 178 MB for 4 crops of 128
-    (width 32) against 192 MB estimated; in-place activations make up for the gradients."""
-    total = [0]
-
-    def count(_module, _inputs, out):
-        for t in out if isinstance(out, tuple) else (out,):
-            if isinstance(t, torch.Tensor):
-                total[0] += t.numel()
-
-    with torch.device("meta"):
-        net = build_network(config)
-        hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
-        try:
-            net.reconstruct(torch.empty(1, config["channels"], *crop))
-        except (RuntimeError, NotImplementedError):  # an operation without a meta kernel: a rough figure
-            total[0] = 24 * config["width"] * crop[0] * crop[1]
-        for h in hooks:
-            h.remove()
-    return total[0] * 4
 
 
 def _check_backward(grad):
@@ -110,107 +68,22 @@ def _check_forward_and_backward(module, args):
         args[0].register_hook(_check_backward)
 
 
-def crop_of(net, crop_size, h, w):
-    """The training crop (h, w) for images of h x w."""
-    if net.fixed_size:
-        side = net.image_size
-        if h < side or w < side:
-            raise TrainingError(f"this dense model needs {side}x{side} images but got {w}x{h}; set the "
-                                f"image loader's size to {side} or make a new model with image_size {h}")
-        return side, side
-    f = net.downscale
-    if crop_size == 0:  # auto: crops whose random placement keeps a small model from memorising the works
-        crop_size = max(f, min(AUTO_CROP_MAX, int(min(h, w) * AUTO_CROP)))
-    ch, cw = min(crop_size, h) // f * f, min(crop_size, w) // f * f
-    if ch == 0 or cw == 0:
-        raise TrainingError(f"images of {w}x{h} are smaller than the model's downscale of {f}; "
-                            "use larger images or a smaller downscale")
-    return ch, cw
-
-
-def data_crop(net, images, crop_size):
-    """The crop for an IMAGE batch or a dataset (whose works differ in size, so it needs a crop_size)."""
-    if isinstance(images, WorkFolder):   # works of differing sizes: crop auto is AUTO_CROP_MAX
-        side = net.image_size if net.fixed_size else crop_size or AUTO_CROP_MAX
-        return crop_of(net, crop_size, side, side)
-    return crop_of(net, crop_size, *images.shape[1:3])
-
-
-def memory_needed(autoencoder, images, settings):
-    """Device bytes training needs: weights, gradients and AdamW's two moments, the IMAGE batch (a dataset's
-    works stay on the CPU), and a step's activations. Asked of ComfyUI before training (bridge.compute_device)."""
-    if not isinstance(images, WorkFolder) and not (isinstance(images, torch.Tensor) and images.ndim == 4):
-        return 0   # not images at all: the Trainer says what is wrong
-    ch, cw = data_crop(autoencoder.model, images, settings.crop_size)
-    resident = 0 if isinstance(images, WorkFolder) else images[..., :3].numel() * 4
-    step = step_bytes_per_image(autoencoder.config, (ch, cw)) * settings.batch_size
-    return int(4 * autoencoder.nbytes() + resident + step)
-
-
 class Trainer:
     def __init__(self, autoencoder, images, settings, device=None, free_memory=lambda: None):
-        """``free_memory`` hands cached GPU memory back after running out of it (the caller knows how)."""
+        """``free_memory`` hands cached GPU memory back after running out of it (the caller knows how). The
+        set-up phases (train_setup.py) run first, with Cancel checked between them: each can take seconds on a
+        busy machine."""
         s = settings
-        if s.loss not in LOSSES:
-            raise TrainingError(f"unknown loss {s.loss!r}; choose one of {', '.join(LOSSES)}")
-        if s.corruption not in CORRUPTIONS or not 0 <= s.corruption_strength <= 1:
-            raise TrainingError(f"corruption must be one of {', '.join(CORRUPTIONS)} with a strength in 0..1")
-        if s.steps < 0 or s.batch_size < 1 or not 0 < s.learning_rate <= MAX_LEARNING_RATE:
-            raise TrainingError(f"steps must be >= 0, batch_size >= 1 and learning_rate between 0 and "
-                                f"{MAX_LEARNING_RATE:g} (got {s.steps}, {s.batch_size}, {s.learning_rate})")
-        if s.loss == "sharp" and type(autoencoder.model).fixed_size:
-            raise TrainingError("loss sharp is for conv models: its discriminator judges patches of texture, and a "
-                                "dense model's small fixed-size pictures have none to judge; use mse for dense models")
-        if s.loss == "sharp" and s.batch_size == 1:
-            log.warning("loss sharp with batch_size 1: the discriminator sees one crop per step and learns slowly "
-                        "and noisily; batch_size 8 or more works better")
+        check_settings(s, autoencoder.model)
         self.settings = s
         self.device = torch.device(device or "cpu")
         self.free_memory = free_memory
         self.dataset = images if isinstance(images, WorkFolder) else None
-        self.data, kind = None, None
-        try:
-            with torch.inference_mode(False):   # a copy autograd can use (ComfyUI runs prompts in inference mode)
-                if self.dataset is None:
-                    self.data = formats.image_to_bchw(images, "refuse", TrainingError).to(self.device)
-        except (OUT_OF_MEMORY, RuntimeError, MemoryError) as e:
-            kind = out_of_memory(e)
-            if not kind:
-                raise
-        if kind:   # answered here, once the exception and the tensors its traceback holds are gone
-            free_memory()
-            raise TrainingError(f"ran out of {kind} putting the training images on the "
-                                f"{'GPU' if kind == 'GPU memory' else 'device'}; load fewer or smaller images "
-                                "(Load Image Folder's count and size), or use Load Dataset Folder")
-        self.val = self.val_input = None
-        if self.dataset is None:
-            keep, held = validation.split(self.data.shape[0], s.seed) if s.validation else (None, [])
-            if len(held):  # the held-back works are never trained on; they pick the weights that are kept
-                self.data, self.val = self.data[keep.to(self.device)], self.data[held.to(self.device)]
-        interrupt.check()   # Cancel between every set-up phase: each can take seconds on a busy machine
-        self.crop = data_crop(autoencoder.model, images, s.crop_size)
-        if s.loss == "sharp" and min(self.crop) < PatchDiscriminator.MIN_SIDE:
-            raise TrainingError(f"loss sharp needs training crops of at least {PatchDiscriminator.MIN_SIDE}x"
-                                f"{PatchDiscriminator.MIN_SIDE} pixels (its discriminator judges patches); these are "
-                                f"{self.crop[1]}x{self.crop[0]}: use larger images or crop_size, or loss mse")
-        per_image = step_bytes_per_image(autoencoder.config, self.crop)
-        try:
-            memory.check("batch_size", s.batch_size, lambda b: b * per_image, advice="lower crop_size",
-                         device=self.device)
-        except memory.MemoryBudgetError as e:
-            raise TrainingError(str(e)) from None
-        try:
-            recorded = autoencoder.state.summary.get("precision") if autoencoder.state.step else None
-            setting = resumed_precision(s.precision, recorded, self.device)
-            if setting != s.precision:
-                log.info("resuming in %s, the precision this model was trained in (choose another to change it)",
-                         setting)
-            self.autocast = autocast_dtype(setting, self.device, autoencoder.config["architecture"])
-        except ValueError as e:
-            raise TrainingError(str(e)) from None
-        slow = slowdown(self.autocast, self.device)
-        if slow:
-            log.warning("precision %s %s; precision auto picks the fastest", s.precision, slow)
+        self.data, self.val = training_images(images, s, self.device, free_memory)
+        self.val_input = None
+        interrupt.check()
+        self.crop = training_crop(autoencoder, images, s, self.device)
+        self.autocast = training_precision(autoencoder, s, self.device)
         interrupt.check()
         # channels_last lets oneDNN/cuDNN pick their fast convolution kernels.
         self.memory_format = type(autoencoder.model).memory_format
