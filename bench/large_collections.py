@@ -5,13 +5,15 @@
 
 Generates the works (procedural, JPEG) in a temporary folder, then measures each path in its own process
 (peak RSS is per process): set-up (folder to the first training step) and training steps/s on the same model
-and settings. The IMAGE path (Load Image Folder -> Train images) loads the largest number of works whose
-float32 batch fits --image-budget-mb; the dataset path (Load Dataset Folder -> Train dataset) takes them all.
+and settings, in turns (image, dataset, dataset, image, ...) with medians reported. The IMAGE path (Load
+Image Folder -> Train images) loads the largest number of works whose float32 batch fits --image-budget-mb;
+the dataset path (Load Dataset Folder -> Train dataset) takes them all.
 """
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +65,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--image-budget-mb", type=int, default=1536, help="RAM the IMAGE batch may take")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2, help="measurements per path, in turns; medians are reported")
     ap.add_argument("--measure", nargs=3, metavar=("PATH", "FOLDER", "COUNT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     import torch
@@ -76,18 +79,24 @@ def main():
         t = time.perf_counter()
         make_works(tmp, a.works, a.side)
         print(f"generated {a.works} works of {a.side}x{a.side} in {time.perf_counter() - t:.0f}s", flush=True)
-        results = {}
-        for path, count in (("image", fits), ("dataset", a.works)):
+        runs = {"image": [], "dataset": []}
+        # A B B A ...: load from other processes on a shared machine falls on both paths alike.
+        order = [p for r in range(a.rounds) for p in (("image", "dataset") if r % 2 == 0 else ("dataset", "image"))]
+        for path in order:
+            count = fits if path == "image" else a.works
             cmd = [sys.executable, __file__, "--side", str(a.side), "--crop", str(a.crop), "--batch", str(a.batch),
                    "--steps", str(a.steps), "--threads", str(a.threads), "--measure", path, tmp, str(count)]
-            results[path] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-            print(path, results[path], flush=True)
+            runs[path].append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+            print(path, runs[path][-1], flush=True)
+    results = {path: {"works": r[0]["works"], "setup_s": statistics.median(x["setup_s"] for x in r),
+                      "steps_per_s": statistics.median(x["steps_per_s"] for x in r),
+                      "peak_rss_mb": max(x["peak_rss_mb"] for x in r)} for path, r in runs.items()}
     img, ds = results["image"], results["dataset"]
     print("\n| path | works | set-up | steps/s | peak RSS |\n| --- | --- | --- | --- | --- |")
     for name, r in (("IMAGE batch (Load Image Folder)", img), ("lazy dataset (Load Dataset Folder)", ds)):
         print(f"| {name} | {r['works']} | {r['setup_s']:.1f} s | {r['steps_per_s']:.3f} | {r['peak_rss_mb']} MB |")
-    print(f"\ndataset/IMAGE steps/s: {ds['steps_per_s'] / img['steps_per_s']:.2f}; "
-          f"crops {a.crop}, batch {a.batch}, {a.steps} steps, {a.threads} thread(s)")
+    print(f"\ndataset/IMAGE steps/s: {ds['steps_per_s'] / img['steps_per_s']:.2f}; crops {a.crop}, batch {a.batch}, "
+          f"{a.steps} steps, {a.threads} thread(s); medians of {a.rounds} turns per path, peak RSS the largest")
 
 
 if __name__ == "__main__":
