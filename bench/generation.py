@@ -24,9 +24,10 @@ from _pack import SHARED
 from autoencoder_atelier.models import codec
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.config import default_config
+from autoencoder_atelier.models.formats import image_to_pil as to_pil
 from autoencoder_atelier.models.imagefolder import load_folder
 from autoencoder_atelier.models.latent_math import sample_latents
-from autoencoder_atelier.models.plots import image_grid, to_pil
+from autoencoder_atelier.models.plots import image_grid
 from autoencoder_atelier.models.prior_training import learn_prior
 from autoencoder_atelier.models.storage import load_autoencoder, save_autoencoder
 from autoencoder_atelier.models.train import Trainer, TrainSettings
@@ -98,9 +99,10 @@ def figures(label, ae, prior_ae, train, held, n, seed, out):
 def train_prior(ae, images, args):
     t = time.perf_counter()
     out = learn_prior(ae, images, args.crop_size)
-    out.prior.banks()
+    out.prior.fit()
     print(f"prior: {len(images)} works learned in {time.perf_counter() - t:.1f} s "
-          f"({out.prior.crop}x{out.prior.crop}-cell compositions, {out.prior.levels} scales)", flush=True)
+          f"({out.prior.crop}x{out.prior.crop}-cell compositions, {out.prior.block}x{out.prior.block}-cell blocks)",
+          flush=True)
     return out
 
 

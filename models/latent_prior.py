@@ -1,17 +1,27 @@
-"""A prior over an autoencoder's latents: multi-scale patch nearest-neighbour generation in latent space.
+"""A prior over an autoencoder's latents: new latents quilted from blocks of the works' latents.
 
-In the spirit of GPNN ("Drop the GAN", Granot et al. 2022), measured against a small latent diffusion model
-(bench/generation.py): the works' latents, at a few scales, are a bank of 3x3-cell patches. A new latent
-starts as noise with the works' coarse statistics at the coarsest scale and is then, scale by scale,
-upsampled and re-made from the bank: every cell's neighbourhood is replaced by its nearest patch of the
-works (compared against blurred versions of the bank first, since the upsampled canvas is blurred), and
-overlapping patches are averaged. A decoder only ever sees arrangements of real latent patches, so the
-pictures are crisp, while the arrangement (the composition) is new.
+Measured against multi-scale patch nearest-neighbour generation (GPNN, "Drop the GAN", Granot et al. 2022) in
+latent space on 80 art thumbnails (bench/generation.py, bench/RESULTS.md): averaging overlapping nearest
+patches blurs the latents, and the decoder turns the blur into an 8-pixel grid (1.95x the decoder's SWD
+ceiling); taking each cell from a different patch makes a mosaic. What decodes into paintings is real,
+contiguous latent blocks that agree where they meet (image quilting, Efros & Freeman 2001; 1.11x), laid out
+after a composition no work has:
 
-Pictures bigger than the works are made coarse to fine: a composition at the works' size, then doubled
-and re-made from the bank's finest patches at each scale, so a 1024 px sample from 96 px works is one
-picture, not a tiling. Variations start from the work itself, mixed with noise by ``strength``; masked
-variations put the unmasked part back at every scale and return it exactly.
+- the composition (the guide) is a random, mirrored, zoomed-in crop of one work blended with another's under
+  a soft random mask, mixed with noise by the temperature;
+- the blocks (6x6 cells) come from two *other* works, so no work is copied: a new picture has the layout of
+  two works and the brushwork and palette of others;
+- blocks are placed in raster order, each picked at random among those within the tolerance of the best fit
+  to the guide and to the blocks already placed (overlaps averaged); later passes re-fit every block to all
+  its neighbours, which cleans the seams;
+- a sample that still came out close to a work (under half the works' median distance to each other) is
+  drawn again.
+
+Pictures bigger than the works get such a composition at the works' size, then, doubled scale by scale, are
+re-made with GPNN from the works' finest 3x3-cell patches, so a 1024 px sample from 96 px works is one
+painted picture, not a tiling. Variations also use GPNN (quilting's big blocks cannot follow a given work):
+the work mixed with noise by ``strength``, re-made coarse to fine; masked variations put the unmasked part
+back at every scale and return it exactly.
 """
 import math
 
@@ -19,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 PATCH = 3             # patch side in latent cells
-MAX_PATCHES = 60_000  # per scale: a bigger bank is subsampled (seeded), which bounds memory and time
+MAX_PATCHES = 60_000  # per bank (a scale's patches, quilting's blocks): more are subsampled (seeded), bounding time
 CHUNK_VALUES = 16 * 1024 * 1024   # 64 MB of distances at a time
 
 
@@ -51,6 +61,63 @@ def half(size):
     return max(1, -(-size[0] // 2)), max(1, -(-size[1] // 2))
 
 
+BLOCK, OVERLAP = 6, 2  # quilting: block side and overlap, in latent cells
+LAYOUT_WORKS, BLOCK_WORKS = 2, 2   # works blended into a composition; works whose blocks paint it
+TRIES = 4              # draws of a sample that came out too close to a work
+COPY_RATIO = 0.5       # "too close": under this fraction of the works' median distance to each other
+
+
+def block_rows(views, block, generator):
+    """Every block x block window of the views ([C,h,w] each) as rows [N, C*block*block]."""
+    rows = torch.cat([F.unfold(v[None], block)[0].T for v in views if min(v.shape[-2:]) >= block])
+    if len(rows) > MAX_PATCHES:
+        rows = rows[torch.randperm(len(rows), generator=generator)[:MAX_PATCHES]]
+    return rows
+
+
+def starts(n, block, step):
+    s = list(range(0, n - block + 1, step))
+    return s if s[-1] == n - block else s + [n - block]
+
+
+def quilt(guide, rows, generator, passes, tolerance, block):
+    """[b,C,h,w] latents made of the bank's blocks (rows [N, C*block*block]), each picked at random among those
+    whose squared error against the guide and the blocks around it is within ``tolerance`` of the best's."""
+    b, c, h, w = guide.shape
+    overlap = min(OVERLAP, block - 1)
+    canvas, filled = torch.zeros_like(guide), torch.zeros(h, w)
+    sq = rows * rows
+    norms = sq.sum(1)
+    ring = torch.ones(block, block)   # later passes fit a block to its neighbours: the cells they overlap
+    ring[overlap:block - overlap, overlap:block - overlap] = 0
+    for p in range(passes):
+        for y in starts(h, block, block - overlap):
+            for x in starts(w, block, block - overlap):
+                win = (slice(None), slice(None), slice(y, y + block), slice(x, x + block))
+                known = (filled[win[2:]] if p == 0 else ring).expand(c, -1, -1).reshape(-1)
+                here, fit = canvas[win].reshape(b, -1), guide[win].reshape(b, -1)
+                cost = ((sq @ known + norms)[None] - 2 * (here * known + fit) @ rows.T
+                        + (here * here * known).sum(1, keepdim=True) + (fit * fit).sum(1, keepdim=True))
+                near = cost <= (1 + tolerance) * cost.min(1, keepdim=True).values + 1e-6
+                pick = rows[(torch.rand(cost.shape, generator=generator) * near).argmax(1)].reshape(b, c, block, block)
+                if p == 0:   # the first pass averages the overlap with what is already there
+                    pick = torch.where(filled[win[2:]].bool(), 0.5 * (pick + canvas[win]), pick)
+                canvas[win] = pick
+                filled[win[2:]] = 1
+    return canvas
+
+
+def zoomed_crop(view, size, generator, smallest=0.6):
+    """A random window of ``view`` [C,H,W] with the aspect of ``size``, 60-100% of the largest that fits,
+    maybe mirrored, resized to ``size``: a layout that is no work's own."""
+    H, W = view.shape[-2:]
+    fit = min(H / size[0], W / size[1], 1.0) * (smallest + (1 - smallest) * float(torch.rand((), generator=generator)))
+    ch, cw = max(1, round(size[0] * fit)), max(1, round(size[1] * fit))
+    y, x = (int(torch.randint(n + 1, (), generator=generator)) for n in (H - ch, W - cw))
+    crop = view[None, :, y:y + ch, x:x + cw]
+    return resize(crop.flip(-1) if torch.rand((), generator=generator) < 0.5 else crop, size)
+
+
 class PatchBank:
     """One scale of the prior: sharp patches (what is pasted) and the same patches blurred by a halving
     and doubling (what an upsampled canvas is compared with)."""
@@ -76,14 +143,17 @@ class PatchBank:
 
 
 class LatentPrior:
-    """The works' latents (a list of [N,C,h,w] tensors: each work's latent at a few scales, and mirrored)
-    and how many patch-matching passes a scale gets. The banks are built from them when first needed."""
+    """The works' latents (a list of [N,C,h,w] tensors: each work's latent at a few scales, and mirrored) and
+    how many passes (quilting, patch matching) a sample gets. What sampling needs is made when first needed."""
 
     def __init__(self, latents, crop, passes=2):
         self.latents = [z.float().cpu() for z in latents]
         self.channels = self.latents[0].shape[1]
         self.crop, self.passes = int(crop), int(passes)
+        self.views = [v for z in self.latents for v in z]   # every work at every scale, mirrored too
+        self.block = min(BLOCK, *(min(z.shape[-2:]) for z in self.latents))
         self._banks = None
+        self._fitted = False
         self.summary = {}
 
     def config(self):
@@ -99,20 +169,30 @@ class LatentPrior:
         """Scales of the composition: the crop size halved while the coarsest keeps 2 cells or more."""
         return 1 + max(0, int(math.log2(max(1, self.crop / 2))))
 
+    def fit(self):
+        """The noise's mean and channel covariance (colours that go together), and for the copy check the works at
+        the composition size and the median distance between a work and its nearest other work."""
+        if self._fitted:
+            return self
+        v = torch.cat([z.movedim(1, -1).reshape(-1, self.channels) for z in self.latents]).double()
+        # One cell gives no covariance (NaN) and flat works a zero one: the jitter's floor keeps it factorable.
+        cov = torch.cov(v.T).reshape(self.channels, self.channels).nan_to_num(0.0)
+        jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-6)
+        self.mean = v.mean(0).float()
+        self.chol = torch.linalg.cholesky(cov + jitter * torch.eye(self.channels, dtype=torch.float64)).float()
+        self.refs = [resize(z, self._check_size(z.shape[-2:])).flatten(1) for z in self.latents]
+        nearest = [_rms(torch.cdist(r, r).fill_diagonal_(float("inf")), r).min(1).values
+                   for r in self.refs if len(r) > 1]   # the rows of one tensor are different works
+        self.copy_limit = COPY_RATIO * float(torch.cat(nearest).median()) if nearest else 0.0
+        self._fitted = True
+        return self
+
     def banks(self):
+        """GPNN's patch banks, one per composition scale (enlargements and variations)."""
         if self._banks is None:
             g = torch.Generator().manual_seed(0)
-            self._banks = []
-            for level in range(self.levels):
-                zs = [resize(z, (max(1, z.shape[-2] >> level), max(1, z.shape[-1] >> level))) for z in self.latents]
-                self._banks.append(PatchBank(zs, g))
-            # Start noise: the coarsest scale's mean and channel covariance (colours that go together).
-            v = torch.cat([z.movedim(1, -1).reshape(-1, self.channels) for z in zs]).double()
-            # One cell gives no covariance (NaN) and flat works a zero one: the jitter's floor keeps it factorable.
-            cov = torch.cov(v.T).reshape(self.channels, self.channels).nan_to_num(0.0)
-            eye = torch.eye(self.channels, dtype=torch.float64)
-            jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-6)
-            self.start = v.mean(0).float(), torch.linalg.cholesky(cov + jitter * eye).float()
+            self._banks = [PatchBank([resize(z, (max(1, z.shape[-2] >> level), max(1, z.shape[-1] >> level)))
+                                      for z in self.latents], g) for level in range(self.levels)]
         return self._banks
 
     def stage_sizes(self, h, w):
@@ -131,36 +211,78 @@ class LatentPrior:
         from_top = n - 1 - i
         return self.banks()[max(0, from_top - composition)]
 
+    def _check_size(self, size):
+        """``size`` shrunk to the composition size (crop) on its longer side."""
+        scale = min(1.0, self.crop / max(size))
+        return tuple(max(1, round(s * scale)) for s in size)
+
+    def _too_close(self, z):
+        for z0, ref in zip(self.latents, self.refs):
+            x = resize(z, self._check_size(z0.shape[-2:])).flatten(1)
+            if _rms(torch.cdist(x, ref), x).min() < self.copy_limit:
+                return True
+        return False
+
+    def layout(self, size, generator, temperature):
+        """A new composition [1,C,h,w] (zoomed crops of two works blended under a soft mask, mixed with noise by
+        the temperature), and the order of the other works."""
+        order = torch.randperm(len(self.views), generator=generator)
+        out = None
+        for i in order[:LAYOUT_WORKS].tolist():
+            crop = zoomed_crop(self.views[i], size, generator)
+            mask = F.interpolate(torch.rand((1, 1, 2, 2), generator=generator), size=size, mode="bicubic",
+                                 align_corners=False)
+            out = crop if out is None else torch.lerp(out, crop, ((mask - 0.5) * 4).sigmoid())
+        noise = (self.mean + torch.randn((1, 2, 2, self.channels), generator=generator) @ self.chol.T).movedim(-1, 1)
+        rest = order[LAYOUT_WORKS:] if len(order) > LAYOUT_WORKS else order
+        return torch.lerp(out, resize(noise, size), min(1.0, 0.2 * temperature ** 2)), rest
+
+    def composition(self, size, generator, temperature, passes):
+        """One new latent [1,C,h,w] at about the works' size: a layout from some works, quilted from others'."""
+        for _ in range(TRIES):
+            guide, rest = self.layout(self._check_size(size), generator, temperature)
+            block = min(self.block, *size)
+            rows = block_rows([self.views[i] for i in rest[:BLOCK_WORKS].tolist()], block, generator)
+            z = quilt(resize(guide, size), rows, generator, passes, 0.1 * temperature, block)
+            if not self._too_close(z):
+                break
+        return z
+
     @torch.no_grad()
-    def generate(self, b, h, w, generator, temperature=1.0, passes=None, work=None, strength=1.0, mask=None):
-        """[b,C,h,w] latents. With ``work`` ([b,C,h,w]), start from it mixed with noise by ``strength``; with
-        ``mask`` ([b|1,1,h,w], 1 = change) put the work back outside the mask at every scale."""
-        sizes, composition = self.stage_sizes(h, w)
+    def sample(self, shape, generator, temperature=1.0, passes=None):
+        """New latents [B,C,h,w]: compositions at the works' size, enlarged by GPNN to bigger sizes."""
+        b, _, h, w = shape
         passes = int(passes or self.passes)
-        self.banks()
-        mean, chol = self.start
-        noise = torch.randn((b, self.channels) + tuple(sizes[0]), generator=generator)
-        x = (mean + temperature * noise.movedim(1, -1) @ chol.T).movedim(-1, 1)
-        for i, size in enumerate(sizes):
-            x = resize(x, size)
-            if work is not None:
-                x = torch.lerp(resize(work, size), x, strength)
-            if i > 0 or work is not None:   # the coarsest noise is the composition: matched, it copies a work
-                x = self._bank_of(i, len(sizes), composition).remake(x, passes)
-            if mask is not None:
-                x = torch.lerp(resize(work, size), x, resize(mask, size))
+        sizes, first = self.stage_sizes(h, w)
+        first = len(sizes) - 1 - first   # the composition's own (largest) scale
+        self.fit()
+        x = torch.cat([self.composition(sizes[first], generator, temperature, passes) for _ in range(b)])
+        for size in sizes[first + 1:]:
+            x = self.banks()[0].remake(resize(x, size), passes)
         return x
 
-    def sample(self, shape, generator, temperature=1.0, passes=None):
-        """New latents [B,C,h,w]."""
-        b, _, h, w = shape
-        return self.generate(b, h, w, generator, temperature, passes)
-
+    @torch.no_grad()
     def vary(self, z, strength, generator, passes=None, mask=None, temperature=1.0):
-        """Variations of latents z [B,C,h,w] (strength 0 returns z itself); with ``mask`` ([B|1,1,h,w],
-        1 = change) only there, the rest returned bit for bit."""
+        """Variations of latents z [B,C,h,w] (strength 0 returns z itself): from the coarsest scale up, z mixed
+        with noise by ``strength`` and re-made by GPNN; with ``mask`` ([B|1,1,h,w], 1 = change) z is put back
+        outside the mask at every scale and returned there bit for bit."""
         if strength <= 0:
             return z.clone()
-        out = self.generate(z.shape[0], z.shape[-2], z.shape[-1], generator, temperature, passes, z.float(),
-                            float(strength), mask).to(z.dtype)
+        work, strength = z.float(), float(strength)
+        sizes, composition = self.stage_sizes(*z.shape[-2:])
+        passes = int(passes or self.passes)
+        self.fit()
+        noise = torch.randn((len(z), self.channels) + tuple(sizes[0]), generator=generator)
+        x = (self.mean + temperature * noise.movedim(1, -1) @ self.chol.T).movedim(-1, 1)
+        for i, size in enumerate(sizes):
+            x = torch.lerp(resize(work, size), resize(x, size), strength)
+            x = self._bank_of(i, len(sizes), composition).remake(x, passes)
+            if mask is not None:
+                x = torch.lerp(resize(work, size), x, resize(mask, size))
+        out = x.to(z.dtype)
         return out if mask is None else torch.lerp(z, out, mask.to(z.dtype))   # exact where the mask is 0
+
+
+def _rms(distances, x):
+    """Euclidean distances between flattened latents as RMS per value."""
+    return distances / x.shape[1] ** 0.5
