@@ -121,7 +121,7 @@ def learn_prior(ae, works, crop_size=128, passes=2, device="cpu", on_progress=No
     an exception it raises (Cancel) leaves ``ae`` untouched."""
     check_works(ae, works)
     if passes < 1:
-        raise PriorError(f"steps is {passes}; use 1 or more quilting passes (2 is a good start)")
+        raise PriorError(f"steps is {passes}; use 1 or more passes (2 is a good start)")
     old = ae.prior
     crop = old.crop if old else max(2, crop_size // ae.config["downscale"])
     if isinstance(works, WorkFolder):

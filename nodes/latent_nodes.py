@@ -21,14 +21,14 @@ def with_samples(latent, samples):
 
 
 # Sampling with a latent prior (prior_nodes.py)
-PASSES = 2      # quilting passes: the second re-fits every block to all its neighbours; 1 is faster
+PASSES = 2      # quilting or patch-matching passes: 2 is clean, 1 faster
 MAX_PASSES = 16
 
 
 def sampling_steps(steps):
     """``steps`` as a pass count, refused with what to use when out of range (headless prompts skip widgets)."""
     if not 1 <= int(steps) <= MAX_PASSES:
-        raise AtelierError(f"steps is {steps}; use 1..{MAX_PASSES} quilting passes "
+        raise AtelierError(f"steps is {steps}; use 1..{MAX_PASSES} passes "
                            f"({PASSES} is a good start)")
     return int(steps)
 
@@ -258,7 +258,8 @@ class AtelierSampleLatent(AtelierNode):
             "temperature": FLOAT(1.0, 0.0, 3.0, "Spread: lower stays near the average of your works, higher "
                                  "is wilder."),
         }, "optional": {
-            "steps": STEPS("With a latent prior: quilting passes (the second cleans the seams between blocks); 2 is clean, 1 is faster."),
+            "steps": STEPS("With a latent prior: quilting passes (the second cleans the seams between blocks); 2 is "
+                           "clean, 1 is faster."),
         }}
 
     @classmethod

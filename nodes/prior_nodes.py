@@ -15,9 +15,9 @@ from .schema import AUTOENCODER, DATASET, FLOAT, INT, LINK, SEED
 class AtelierTrainLatentPrior(AtelierNode):
     DISPLAY_NAME = "Train Latent Prior (Atelier)"
     SEARCH_ALIASES = ["prior", "generate", "new works", "train", "learn my style", "autoencoder"]
-    DESCRIPTION = ("Learns your works' latents as a prior (new compositions quilted from blocks of your works' latents), so "
-                   "Sample Latent paints new works in your style, at any size, instead of colour noise, and Latent "
-                   "Variations can re-imagine a work. Works from one painting up to hundreds of full-resolution "
+    DESCRIPTION = ("Learns your works' latents as a prior, so Sample Latent paints new works in your style, at any "
+                   "size, instead of colour noise (new compositions quilted from blocks of your works' latents), and "
+                   "Latent Variations can re-imagine a work. Works from one painting up to hundreds of full-resolution "
                    "works (connect Load Dataset Folder); no long training: it encodes the works at a few scales "
                    "(progress bar, Cancel). Run it on a model that already has a prior to add more works to it.")
     RETURN_TYPES = (AUTOENCODER, "IMAGE")
@@ -74,7 +74,7 @@ class AtelierLatentVariations(AtelierNode):
     DISPLAY_NAME = "Latent Variations (Atelier)"
     SEARCH_ALIASES = ["variations", "img2img", "inpaint", "regenerate", "remix", "autoencoder"]
     DESCRIPTION = ("Re-imagines encoded works with the autoencoder's latent prior: each is mixed with noise by "
-                   "'strength' with a new composition and re-made from blocks of your works' latents, so low strengths keep the "
+                   "'strength' and re-made, scale by scale, from pieces of your works, so low strengths keep the "
                    "composition and change the brushwork, high ones keep little but the style. With a mask only "
                    "the painted region changes.")
     RETURN_TYPES = ("LATENT",)
@@ -94,7 +94,7 @@ class AtelierLatentVariations(AtelierNode):
         }, "optional": {
             "mask": LINK("MASK", "Only change where the mask is 1 (paint it in Load Image's mask editor); the rest "
                          "of the latent is returned exactly."),
-            "steps": STEPS("Quilting passes (the second cleans the seams between blocks): 2 is clean, 1 is faster."),
+            "steps": STEPS("Patch-matching passes per scale: 2 is clean, 1 is faster."),
         }}
 
     @classmethod
