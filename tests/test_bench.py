@@ -89,3 +89,19 @@ def test_the_train_figures_train_without_the_validation_split():
     ae = Autoencoder.new(tiny_config("conv"), seed=0)
     _, _, trained = train_figures.node_rate(ae, procedural(16, 32), "cpu", 3, 2, crop_size=32, precision="fp32")
     assert trained.state.summary["data_size"] == 16 and trained.state.step == 3
+
+
+def test_the_generation_bench_prints_its_table_and_writes_its_picture(tmp_path, capsys):
+    """bench/generation.py end to end on a tiny model (it once failed at its imports before printing a figure)."""
+    import generation
+    from autoencoder_atelier.models.prior_training import learn_prior
+    from autoencoder_atelier.models.train import Trainer, TrainSettings
+    from helpers import procedural, tiny_ae
+
+    works = procedural(12, 32, seed=1)
+    ae = Trainer(tiny_ae(), works[:8], TrainSettings(steps=5, seed=0)).run()   # it records the latent statistics
+    rows = generation.figures("thumbs", ae, learn_prior(ae, works[:8]), works[:8], works[8:], 4, 0, str(tmp_path))
+    assert set(rows) == {"(a) prior samples", "(b) Sample Latent today", "(p) stitched 4x4-cell patches",
+                         "(c) decoder ceiling", "(d) real floor"}
+    assert "| (a) prior samples |" in capsys.readouterr().out
+    assert (tmp_path / "prior_samples.png").stat().st_size > 0
