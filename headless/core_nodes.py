@@ -24,6 +24,7 @@ class LoadImage:
     to image and mask alike, mask = 1 - alpha (palette transparency too), else a 64x64 zero mask."""
     CATEGORY, FUNCTION = "image", "load_image"
     RETURN_TYPES = ("IMAGE", "MASK")
+    CHEAP = True   # runs in the pre-flight (nodes/base.py)
 
     @classmethod
     def INPUT_TYPES(cls):

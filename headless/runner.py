@@ -10,10 +10,12 @@ import time
 
 import torch
 
+from ..models import interrupt
 from ..nodes import NODE_CLASS_MAPPINGS, bridge
 from ..nodes.bridge import HeadlessProgressBar
 from .core_nodes import CORE_NODES
-from .workflow import MAX_NODES, WorkflowError, is_widget
+from .preflight import preflight
+from .workflow import MAX_NODES, WorkflowError, is_link, is_widget, node_label
 
 try:   # a dev requirement: bars that log lines do not run into; without it, the plain bar below
     from tqdm import tqdm
@@ -28,17 +30,6 @@ NODES = {**NODE_CLASS_MAPPINGS, **CORE_NODES}
 def input_types_of(class_type):
     cls = NODES.get(class_type)
     return cls.INPUT_TYPES() if cls is not None else None
-
-
-def _label(node_id, node):
-    meta = node.get("_meta") if isinstance(node.get("_meta"), dict) else {}
-    return f"node {node_id} ({meta.get('title') or node.get('class_type')})"
-
-
-def is_link(value):
-    """An API-format link: [source node id, output slot]."""
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) \
-        and type(value[1]) is int
 
 
 def check_prompt(prompt):
@@ -92,8 +83,8 @@ def plan(prompt):
     check_prompt(prompt)
     for node_id, node in prompt.items():
         if node["class_type"] not in NODES:
-            raise WorkflowError(f"{_label(node_id, node)} is not available headless: only the Autoencoder Atelier "
-                                f"nodes and ComfyUI's {', '.join(CORE_NODES)} run here. Run this "
+            raise WorkflowError(f"{node_label(node_id, node)} is not available headless: only the Autoencoder "
+                                f"Atelier nodes and ComfyUI's {', '.join(CORE_NODES)} run here. Run this "
                                 "workflow in ComfyUI, or remove that node")
     outputs = [i for i, n in prompt.items() if getattr(NODES[n["class_type"]], "OUTPUT_NODE", False)]
     if not outputs:
@@ -113,8 +104,8 @@ def plan(prompt):
             if state.get(node_id) == "active":
                 raise WorkflowError(f"the workflow has a cycle through node {node_id}")
             if node_id not in prompt:
-                raise WorkflowError(f"{_label(parent, prompt[parent])} links to node {node_id}, which is not in the "
-                                    "workflow")
+                raise WorkflowError(f"{node_label(parent, prompt[parent])} links to node {node_id}, which is not in "
+                                    "the workflow")
             state[node_id] = "active"
             stack.append((None, node_id))
             for name, value in prompt[node_id]["inputs"].items():
@@ -124,7 +115,7 @@ def plan(prompt):
     for node_id in order:
         node, cls = prompt[node_id], NODES[prompt[node_id]["class_type"]]
         spec = cls.INPUT_TYPES()
-        where = _label(node_id, node)
+        where = node_label(node_id, node)
         for name in spec.get("required", {}):
             if name not in node["inputs"]:
                 raise WorkflowError(f"{where}: required input '{name}' is not connected or set")
@@ -160,8 +151,8 @@ def _check_link(prompt, node_id, name, link):
         return  # reported as a missing node by the walk
     outputs = getattr(NODES.get(source["class_type"]), "RETURN_TYPES", ())
     if not 0 <= link[1] < len(outputs):
-        raise WorkflowError(f"{_label(node_id, prompt[node_id])}: input '{name}' links to output {link[1]} of "
-                            f"{_label(link[0], source)}, which has {len(outputs)} outputs")
+        raise WorkflowError(f"{node_label(node_id, prompt[node_id])}: input '{name}' links to output {link[1]} of "
+                            f"{node_label(link[0], source)}, which has {len(outputs)} outputs")
 
 
 class TextProgress:
@@ -228,7 +219,7 @@ def announce_models(prompt, order):
             name = node["inputs"]["ae_name"]
             hint = (f"; the newest model is {newest}: pick it with --set {node_id}.ae_name={newest}"
                     if newest and newest != name else "")
-            log.info("%s uses model %s%s", _label(node_id, node), name, hint)
+            log.info("%s uses model %s%s", node_label(node_id, node), name, hint)
 
 
 def run(prompt, progress=True):
@@ -239,24 +230,31 @@ def run(prompt, progress=True):
     announce_models(prompt, order)
     results, ui = {}, {}
     bar, redirect = _progress(progress)
+
+    def execute(node_id):
+        node = prompt[node_id]
+        cls = NODES[node["class_type"]]
+        kwargs = {k: results[str(v[0])][v[1]] if is_link(v) else v for k, v in node["inputs"].items()}
+        label = node_label(node_id, node)
+        interrupt.check()   # before every node, as ComfyUI does (bench/cancel_gaps.py sees what a server would)
+        HeadlessProgressBar.hook = hook = bar(label)
+        t = time.perf_counter()
+        try:
+            out = getattr(cls(), cls.FUNCTION)(**kwargs)
+        finally:
+            HeadlessProgressBar.hook = None
+            if hook is not None:
+                hook.close()
+        if isinstance(out, dict):
+            if "ui" in out:
+                ui[node_id] = out["ui"]
+            out = out.get("result", ())
+        results[node_id] = tuple(out or ())
+        log.info("%s done in %.1fs", label, time.perf_counter() - t)
+
     with torch.inference_mode(), redirect:
+        preflight(prompt, order, NODES, results, execute)
         for node_id in order:
-            node = prompt[node_id]
-            cls = NODES[node["class_type"]]
-            kwargs = {k: results[str(v[0])][v[1]] if is_link(v) else v for k, v in node["inputs"].items()}
-            label = _label(node_id, node)
-            HeadlessProgressBar.hook = hook = bar(label)
-            t = time.perf_counter()
-            try:
-                out = getattr(cls(), cls.FUNCTION)(**kwargs)
-            finally:
-                HeadlessProgressBar.hook = None
-                if hook is not None:
-                    hook.close()
-            if isinstance(out, dict):
-                if "ui" in out:
-                    ui[node_id] = out["ui"]
-                out = out.get("result", ())
-            results[node_id] = tuple(out or ())
-            log.info("%s done in %.1fs", label, time.perf_counter() - t)
+            if node_id not in results:   # the pre-flight ran the cheap ones
+                execute(node_id)
     return ui

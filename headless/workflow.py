@@ -38,6 +38,18 @@ def is_ui_format(workflow):
     return isinstance(workflow, dict) and "nodes" in workflow and "links" in workflow
 
 
+def is_link(value):
+    """An API-format link: [source node id, output slot]."""
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) \
+        and type(value[1]) is int
+
+
+def node_label(node_id, node):
+    """How messages name an API-format node: its id and title (or type)."""
+    meta = node.get("_meta") if isinstance(node.get("_meta"), dict) else {}
+    return f"node {node_id} ({meta.get('title') or node.get('class_type')})"
+
+
 def is_widget(spec):
     kind = spec[0]
     return isinstance(kind, list) or kind in WIDGET_TYPES

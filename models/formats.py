@@ -91,6 +91,13 @@ def latent_labels(latent):
             list(size) if size_ok else None)
 
 
+def check_mask_batch(masks, batch, what, error=FormatError):
+    """A batch of ``masks`` fits ``what`` (e.g. "an image") batch of ``batch``: one mask for all, or one each.
+    Sizes alone, so the headless pre-flight checks it before anything runs (None: not known yet)."""
+    if None not in (masks, batch) and masks not in (1, batch):
+        raise error(f"a mask batch of {masks} does not fit {what} batch of {batch}")
+
+
 def mask_batch(mask, dtype=torch.float32, nan="refuse", error=FormatError):
     """A MASK ([H,W] or [B,H,W]) as a checked [B,H,W] batch. ``nan``: "refuse" (NaN or infinite values are an
     error), or the value NaN takes (infinities become the largest finite values; callers clamp to 0..1)."""

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from . import interrupt
 from .errors import AtelierError
-from .formats import mask_batch
+from .formats import check_mask_batch, mask_batch
 from .pca import principal_components
 
 
@@ -45,15 +45,31 @@ def match_latent(a, b):
     b = b.to(a.dtype)  # lerp and friends need one dtype (a half-precision latent meets a float32 one)
     if b.shape[-2:] != a.shape[-2:]:
         b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
-    if b.shape[0] != a.shape[0]:
-        if b.shape[0] == 1:
-            b = b.expand(a.shape[0], -1, -1, -1)
-        elif a.shape[0] == 1:
-            a = a.expand(b.shape[0], -1, -1, -1)
-        else:
-            raise LatentError(f"latent batches of {a.shape[0]} and {b.shape[0]} cannot be paired; use batches of "
-                             "the same size, or a single latent on one side")
-    return a, b
+    n = paired_batch(a.shape[0], b.shape[0])
+    return tuple(x if x.shape[0] == n else x.expand(n, -1, -1, -1) for x in (a, b))
+
+
+# Batch-size rules, checked on tensors and, before anything runs, on the sizes alone (headless pre-flight);
+# a size of None is not known yet and passes.
+
+def paired_batch(*sizes):
+    """The batch that latents of these batch sizes make together: equal sizes, or a single latent on one side
+    used with each of the other's; None if any size is not known yet."""
+    many = sorted({n for n in sizes if n is not None} - {1})
+    if len(many) > 1:
+        raise LatentError(f"latent batches of {many[0]} and {many[1]} cannot be paired; use batches of the same "
+                          "size, or a single latent on one side")
+    return None if None in sizes else max(sizes)
+
+
+def check_keyframes(k):
+    if k is not None and k < 2:
+        raise LatentError(f"a walk needs at least 2 keyframe latents in the batch, got {k}; encode 2 or more images")
+
+
+def check_direction_batch(n):
+    if n is not None and n < 2:
+        raise LatentError(f"finding directions needs at least 2 latents, got {n}; encode a batch of several works")
 
 
 def mix(a, b, factor, mode, c=None):
@@ -95,9 +111,7 @@ def ease(t, kind):
 
 def walk(keyframes, frames, method="slerp", easing="linear", loop=False):
     """``frames`` latents travelling through a batch of keyframes [K,C,h,w] (K >= 2), keyframes included."""
-    k = keyframes.shape[0]
-    if k < 2:
-        raise LatentError("a walk needs at least 2 keyframe latents in the batch; encode 2 or more images")
+    check_keyframes(keyframes.shape[0])
     if frames < 2:
         raise LatentError("a walk needs at least 2 frames")
     keys = torch.cat([keyframes, keyframes[:1]]) if loop else keyframes
@@ -135,8 +149,7 @@ def fit_mask(mask, like, feather=0.0):
         m = F.conv2d(F.conv2d(m, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
         # Rounding in the blur must not turn a solid mask into 0.9999999: snap near-0/1 values.
         m = torch.where(m > 1 - 1e-6, torch.ones_like(m), torch.where(m < 1e-6, torch.zeros_like(m), m))
-    if m.shape[0] not in (1, like.shape[0]):
-        raise LatentError(f"a mask batch of {m.shape[0]} does not fit a latent batch of {like.shape[0]}")
+    check_mask_batch(m.shape[0], like.shape[0], "a latent", LatentError)
     return m.clamp(0, 1)
 
 
@@ -200,8 +213,7 @@ def latent_directions(z, max_directions=16):
     """PCA over a batch of latents [N,C,h,w] (each flattened): mean, orthonormal directions ordered by
     variance, and the variance along each. At most N-1 directions carry variance."""
     n = z.shape[0]
-    if n < 2:
-        raise LatentError("finding directions needs at least 2 latents; encode a batch of several works")
+    check_direction_batch(n)
     mean, components, s = principal_components(z.reshape(n, -1), min(max_directions, n - 1))
     k = len(components)
     variance = s[:k] ** 2 / (n - 1)

@@ -16,8 +16,7 @@ HOLE_FILL = 0.5  # the value corruption.py paints holes with during training
 def pixel_mask(mask, images):
     """A ComfyUI MASK ([H,W] or [B,H,W], 1 = damaged) as [B,H,W,1] on the images' pixel grid."""
     m = formats.mask_batch(mask, nan=1.0)   # an unknown pixel counts as damaged: it is re-made
-    if m.shape[0] not in (1, images.shape[0]):
-        raise codec.CodecError(f"a mask batch of {m.shape[0]} does not fit an image batch of {images.shape[0]}")
+    formats.check_mask_batch(m.shape[0], images.shape[0], "an image", codec.CodecError)
     if tuple(m.shape[-2:]) != tuple(images.shape[1:3]):
         m = F.interpolate(m[:, None], size=images.shape[1:3], mode="nearest")[:, 0]
     return m.clamp(0, 1)[..., None].expand(images.shape[0], -1, -1, 1)

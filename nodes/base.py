@@ -55,6 +55,16 @@ class AtelierNode:
     CATEGORY = CATEGORY
     DISPLAY_NAME = ""      # the title in the node menu, "... (Atelier)"
     SEARCH_ALIASES = []    # other words an artist might type into the node search
+    # The headless pre-flight (headless/preflight.py) runs CHEAP nodes before any other (loaders; the result is
+    # kept for the run) and asks the others their outputs' batch sizes, so data they would refuse is refused
+    # before anything expensive runs. ComfyUI ignores both.
+    CHEAP = False
+
+    @classmethod
+    def batch_sizes(cls, **inputs):
+        """The outputs' batch sizes from the linked inputs' (an int, or None when not known before running) and
+        the widget values, raising the AtelierError the node would raise on that data; None: not known."""
+        return None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from ..models import memory
 from ..models.formats import latent_samples
-from ..models.latent_math import edit_along, latent_channel_grid, latent_directions, latent_rgb
+from ..models.latent_math import (check_direction_batch, edit_along, latent_channel_grid, latent_directions,
+                                  latent_rgb)
 from ..models.plots import bar_chart, grid_shape, image_grid
 from .base import AtelierNode
 from .latent_nodes import with_samples
@@ -33,6 +34,11 @@ class AtelierLatentDirections(AtelierNode):
             "latents": LINK("LATENT", "A batch of 2 or more latents of the same size (your works, encoded)."),
             "max_directions": INT(8, 1, 64, "How many directions to keep (at most one fewer than the latents)."),
         }}
+
+    @classmethod
+    def batch_sizes(cls, latents, **_):
+        check_direction_batch(latents)
+        return (None, 1)
 
     def find(self, latents, max_directions):
         d = latent_directions(latent_samples(latents, "latents"), int(max_directions))
@@ -61,6 +67,10 @@ class AtelierLatentEdit(AtelierNode):
             "index_2": INT(1, 0, 63, "A second direction to move along at the same time."),
             "strength_2": FLOAT(0.0, -10.0, 10.0, "How far along the second direction (0 = not at all)."),
         }}
+
+    @classmethod
+    def batch_sizes(cls, latent, **_):
+        return (latent,)
 
     def edit(self, latent, directions, index, strength, index_2=1, strength_2=0.0):
         moves = [(int(index), float(strength))] + ([(int(index_2), float(strength_2))] if strength_2 else [])

@@ -51,6 +51,7 @@ class AtelierLoadImageFolder(AtelierNode):
     RETURN_NAMES = ("images",)
     OUTPUT_TOOLTIPS = ("The images as one batch, all size x size.",)
     FUNCTION = "load"
+    CHEAP = True   # read anyway before anything uses it, so the pre-flight loses nothing by running it first
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -88,6 +89,7 @@ class AtelierLoadDataset(AtelierNode):
     RETURN_NAMES = ("dataset",)
     OUTPUT_TOOLTIPS = ("The works, read lazily while training (set the training node's crop_size).",)
     FUNCTION = "load"
+    CHEAP = True   # read anyway before anything uses it, so the pre-flight loses nothing by running it first
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -126,6 +128,10 @@ class AtelierImageGrid(AtelierNode):
             "columns": INT(0, 0, 256, "Images per row (0 = as square as possible)."),
             "padding": INT(2, 0, 64, "White gap between images, in pixels."),
         }}
+
+    @classmethod
+    def batch_sizes(cls, **_):
+        return (1,)
 
     def grid(self, images, columns, padding):
         if isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[0]:

@@ -5,9 +5,9 @@ import torch
 
 from ..models import codec, memory, tiling
 from ..models.errors import AtelierError
-from ..models.formats import latent_labels, latent_samples
-from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, collage, fit_mask, mix, sample_latents, split_mask,
-                                  style_mix, walk)
+from ..models.formats import check_mask_batch, latent_labels, latent_samples
+from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, LatentError, check_keyframes, collage, fit_mask, mix,
+                                  paired_batch, sample_latents, split_mask, style_mix, walk)
 from . import bridge
 from .base import AtelierNode
 from .schema import AUTOENCODER, COMBO, FLOAT, INT, LINK, SEED
@@ -68,6 +68,10 @@ class AtelierEncode(AtelierNode):
                                 "so it never gets worse. 0 = plain encoding.", advanced=True),
         }}
 
+    @classmethod
+    def batch_sizes(cls, images, **_):
+        return (images,)
+
     def encode(self, autoencoder, images, fit="pad", refine_steps=0):
         device = bridge.compute_device(codec.memory_needed(autoencoder))
         pbar = bridge.progress_bar(1)   # per pass or tile (large paintings take a while), then per refine step
@@ -97,6 +101,10 @@ class AtelierDecode(AtelierNode):
             "latent": LINK("LATENT", "Latents that Encode to Latent with Autoencoder made with this same "
                            "autoencoder (mixed, blended or otherwise edited as you like)."),
         }}
+
+    @classmethod
+    def batch_sizes(cls, latent, **_):
+        return (latent,)
 
     def decode(self, autoencoder, latent):
         source = latent_labels(latent)[0]
@@ -136,6 +144,10 @@ class AtelierLatentMix(AtelierNode):
             "latent_c": LINK("LATENT", "difference-add only: the reference subtracted from B."),
         }}
 
+    @classmethod
+    def batch_sizes(cls, latent_a, latent_b, latent_c=1, **_):   # no latent_c: pairs with anything, as a single one
+        return (paired_batch(latent_a, latent_b, latent_c),)
+
     def mix(self, latent_a, latent_b, factor, mode, latent_c=None):
         samples = mix(latent_samples(latent_a, "latent_a"), latent_samples(latent_b, "latent_b"), factor, mode,
                       latent_samples(latent_c, "latent_c") if latent_c is not None else None)
@@ -166,6 +178,11 @@ class AtelierLatentWalk(AtelierNode):
                                  "seamless looping animations."}),
         }}
 
+    @classmethod
+    def batch_sizes(cls, keyframes, frames, **_):
+        check_keyframes(keyframes)
+        return (frames,)
+
     def walk(self, keyframes, frames, method, easing, loop):
         keys = latent_samples(keyframes, "keyframes")
         per_frame = keys[0].numel() * memory.FLOAT_BYTES * 2   # the frames, then joined into one batch
@@ -194,6 +211,11 @@ class AtelierLatentStyleMix(AtelierNode):
         }, "optional": {
             "mask": LINK("MASK", "Where to apply the style (white = fully); resized to the latent grid."),
         }}
+
+    @classmethod
+    def batch_sizes(cls, content, style, mask=1, **_):
+        check_mask_batch(mask, content, "a latent", LatentError)
+        return (paired_batch(content, style),)
 
     def style(self, content, style, strength, mask=None):
         z = latent_samples(content, "content")
@@ -227,6 +249,11 @@ class AtelierLatentCollage(AtelierNode):
             "mask": LINK("MASK", "A painted cut (e.g. Load Image's mask from the mask editor); replaces split. Any "
                          "size, resized to the latent grid."),
         }}
+
+    @classmethod
+    def batch_sizes(cls, latent_a, latent_b, mask=1, **_):
+        check_mask_batch(mask, latent_a, "a latent", LatentError)
+        return (paired_batch(latent_a, latent_b),)
 
     def collage(self, latent_a, latent_b, split, position, feather, mask=None):
         a = latent_samples(latent_a, "latent_a")
@@ -265,6 +292,10 @@ class AtelierSampleLatent(AtelierNode):
     @classmethod
     def VALIDATE_INPUTS(cls, steps=PASSES):
         return check_steps(steps)
+
+    @classmethod
+    def batch_sizes(cls, batch_size, **_):
+        return (batch_size,)
 
     def sample(self, autoencoder, batch_size, width, height, seed, temperature, steps=PASSES):
         net, stats, prior = autoencoder.model, autoencoder.state.latent_stats, autoencoder.prior

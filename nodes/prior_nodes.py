@@ -3,8 +3,8 @@ import torch
 
 from ..models import codec
 from ..models.errors import AtelierError
-from ..models.formats import image_to_pil
-from ..models.latent_math import fit_mask
+from ..models.formats import check_mask_batch, image_to_pil
+from ..models.latent_math import LatentError, fit_mask
 from ..models.plots import image_grid
 from ..models.prior_training import learn_prior
 from . import bridge
@@ -102,6 +102,11 @@ class AtelierLatentVariations(AtelierNode):
         if isinstance(strength, (int, float)) and not 0 <= strength <= 1:
             return "strength must be 0..1 (0 returns the latent unchanged)"
         return check_steps(steps)
+
+    @classmethod
+    def batch_sizes(cls, latent, batch_size, mask=1, **_):
+        check_mask_batch(mask, latent, "a latent", LatentError)
+        return (None if None in (latent, batch_size) else latent * batch_size,)
 
     def vary(self, autoencoder, latent, strength, seed, batch_size, mask=None, steps=PASSES):
         prior = autoencoder.prior

@@ -1,5 +1,7 @@
 """Restore a damaged picture with a model trained to undo that damage."""
 from ..models import codec
+from ..models.codec import CodecError
+from ..models.formats import check_mask_batch
 from ..models.restore import restore
 from . import bridge
 from .base import AtelierNode
@@ -30,6 +32,11 @@ class AtelierRestore(AtelierNode):
             "mask": LINK("MASK", "Where the damage is (white = missing or damaged). Load Image gives the painted or "
                          "transparent areas as this mask; an empty one (nothing painted) counts as no mask."),
         }}
+
+    @classmethod
+    def batch_sizes(cls, images, mask=1, **_):
+        check_mask_batch(mask, images, "an image", CodecError)
+        return (images,)
 
     def restore(self, autoencoder, images, passes, mask=None):
         device = bridge.compute_device(codec.memory_needed(autoencoder))
