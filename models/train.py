@@ -25,6 +25,7 @@ from .latent_stats import latent_statistics
 from .losses import last_loss, psnr, reconstruction_loss
 from .optim import adamw, load_optimizer_state, optimizer_state
 from .precision import NAMES
+from .threads import one_thread
 from .train_setup import (OUT_OF_MEMORY, TrainingError, check_settings, out_of_memory, training_crop, training_images,
                           training_precision)
 from .train_setup import AUTO_CROP_MAX, memory_needed  # noqa: F401  (training's API, imported from here by callers)
@@ -75,6 +76,7 @@ class Trainer:
         busy machine."""
         s = settings
         check_settings(s, autoencoder.model)
+        interrupt.check()
         self.settings = s
         self.device = torch.device(device or "cpu")
         self.free_memory = free_memory
@@ -87,7 +89,7 @@ class Trainer:
         interrupt.check()
         # channels_last lets oneDNN/cuDNN pick their fast convolution kernels.
         self.memory_format = type(autoencoder.model).memory_format
-        with torch.inference_mode(False):
+        with torch.inference_mode(False), one_thread():   # copies of the model and the works (threads.py)
             self.ae = autoencoder.clone()
             self.net = self.ae.model.to(self.device, memory_format=self.memory_format)
             self.net.train()
@@ -359,10 +361,11 @@ class Trainer:
 
     def _snapshot(self, i):
         """Everything a resumable model holds after step i of this run."""
-        snap = {"step": i, "weights": copy.deepcopy(self.net.state_dict()),
-                "optimizer": optimizer_state(self.opt), "history": len(self.history),
-                "adv_history": len(self.adv_history),
-                "adversary": self.adversary.state() if self.adversary else None, "loss_scale": None}
+        with one_thread():   # copies (threads.py)
+            snap = {"step": i, "weights": copy.deepcopy(self.net.state_dict()),
+                    "optimizer": optimizer_state(self.opt), "history": len(self.history),
+                    "adv_history": len(self.adv_history),
+                    "adversary": self.adversary.state() if self.adversary else None, "loss_scale": None}
         if self.scaler is not None:
             sd = self.scaler.state_dict()
             snap["loss_scale"] = [sd["scale"], sd["_growth_tracker"]]

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoencoder_atelier.models.latent_math import MIX_MODES, match_latent, mix, slerp, walk
+from autoencoder_atelier.models.pca import principal_components
 
 
 def rand(*shape, seed=0, scale=1.0):
@@ -175,3 +176,39 @@ def test_walk_needs_two_keyframes_and_frames():
         walk(torch.zeros(1, 2, 2, 2), 5)
     with pytest.raises(ValueError, match="at least 2 frames"):
         walk(torch.zeros(2, 2, 2, 2), 1)
+
+
+@pytest.mark.parametrize("n, d", [(500, 48), (6, 300), (40, 40), (2, 5)])
+def test_principal_components_are_those_of_the_svd_with_a_fixed_sign(n, d):
+    rows = torch.randn(n, d, generator=torch.Generator().manual_seed(n)) * torch.linspace(0.1, 3, d)
+    mean, components, s = principal_components(rows, 8)
+    centred = rows.double() - rows.double().mean(0)
+    _, s_svd, vt = torch.linalg.svd(centred, full_matrices=False)
+    k = min(8, n - 1, d)
+    assert components.shape == (k, d) and torch.allclose(mean, rows.double().mean(0))
+    assert torch.allclose(s[:k], s_svd[:k], rtol=1e-9, atol=1e-9)
+    assert torch.allclose(components.abs(), vt[:k].abs(), atol=1e-8)   # the same directions
+    assert torch.allclose(components @ components.T, torch.eye(k, dtype=torch.float64), atol=1e-10)
+    peaks = components.gather(1, components.abs().argmax(1, keepdim=True))
+    assert (peaks > 0).all()   # the sign rule, whatever the solver returned
+
+
+def test_principal_components_check_cancel_between_pieces_and_run_on_one_thread(monkeypatch):
+    from autoencoder_atelier.models import interrupt, pca
+    seen = []
+    monkeypatch.setattr(pca, "CHUNK_FLOPS", 20 * 16 * 16)   # pieces of 20 rows
+    monkeypatch.setattr(interrupt, "_hook", lambda: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)   # as on a 2-core machine (the tests run on one)
+    try:
+        principal_components(torch.rand(100, 16), 4)
+        assert seen == [1] * 5 and torch.get_num_threads() == 2
+
+        def cancel():
+            raise KeyboardInterrupt
+        monkeypatch.setattr(interrupt, "_hook", cancel)
+        with pytest.raises(KeyboardInterrupt):
+            principal_components(torch.rand(100, 16), 4)
+        assert torch.get_num_threads() == 2   # restored on the way out
+    finally:
+        torch.set_num_threads(before)

@@ -222,9 +222,11 @@ def test_model_card_route(server):
         assert "text" not in answer and answer["error"].startswith(refusal)
 
 
-@pytest.mark.parametrize("after", [0.3, 3.0], ids=["during set-up", "mid-run"])
+@pytest.mark.parametrize("after", [0.3, 1.0, 3.0], ids=["during set-up", "late set-up", "mid-run"])
 def test_interrupt_stops_training_within_one_second(server, after):
-    """Cancel while Train sets up (precision measurement, PCA start, first step) and while it trains."""
+    """Cancel while Train sets up (precision measurement, PCA start, first step) and while it trains. Timed to
+    ComfyUI's execution_interrupted message (the node has stopped): the history can show it half a second later on
+    a busy machine, when ComfyUI runs its gc.collect() after a prompt (at most every 10 s), which is not ours."""
     before = set(os.listdir(server.dirs["models"]))
     prompt = api_prompt(server, "atelier_train_on_a_folder", ["steps=100000", "filename_prefix=interrupted"])
     pid = server.queue(prompt)
@@ -238,11 +240,11 @@ def test_interrupt_stops_training_within_one_second(server, after):
     t = time.time()
     server.request("/interrupt", {})
     entry = server.wait(pid, timeout=30)
-    elapsed = time.time() - t
-    print(f"interrupt -> prompt finished in {elapsed:.2f}s")
-    assert elapsed < 1.0, f"training took {elapsed:.1f}s to stop"
+    shown = time.time() - t
     assert entry["status"]["status_str"] == "error"
-    assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
+    stopped = next(m[1]["timestamp"] for m in entry["status"]["messages"] if m[0] == "execution_interrupted") / 1000 - t
+    print(f"interrupt -> node stopped in {stopped:.2f}s, history shows it after {shown:.2f}s")
+    assert stopped < 1.0, f"training took {stopped:.1f}s to stop"
     assert set(os.listdir(server.dirs["models"])) == before   # nothing saved
 
 
