@@ -121,12 +121,25 @@ def cmd_run(args):
 
 def cmd_widgets(args):
     """Every widget --set can change, per node, with its type and current value."""
-    for label, ws in widgets_of(load_prompt(args.workflow)).values():
+    prompt = load_prompt(args.workflow)
+    for node_id, (label, ws) in widgets_of(prompt).items():
         if ws:
             print(label)
+        typed = runner.validated_by_node(runner.NODES.get(prompt[node_id]["class_type"]))
         for name, (spec, value) in ws.items():
-            kind = "choice of " + ", ".join(map(str, spec[0][:8])) if isinstance(spec[0], list) else spec[0]
-            print(f"  {name} = {json.dumps(value)}  ({kind})")
+            print(f"  {name} = {json.dumps(value)}  ({describe(spec, name in typed)})")
+
+
+def describe(spec, typed):
+    """A widget's type for the widgets command. Folder lists (``typed``: the node checks the name itself) and image
+    lists show what the input folder holds now, not all a --set may name."""
+    kind, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
+    if not isinstance(kind, list):
+        return kind
+    listed = ", ".join(map(str, kind[:8])) + (" ..." if len(kind) > 8 else "") or "none yet"
+    if typed or opts.get("image_upload"):
+        return f"a name in the input folder{' or a full path' if typed else ''}; there now: {listed}"
+    return f"choice of {listed}"
 
 
 def cmd_convert(args):

@@ -57,6 +57,8 @@ def test_the_widgets_command_lists_what_set_can_change(capsys):
     assert cli.main(["widgets", TRAIN]) == 0
     out = capsys.readouterr().out
     assert "  steps = " in out and "(INT)" in out and "  folder = " in out and "(STRING)" in out
+    # the folder default is not among the folders there now: the listing says a name or path may be typed
+    assert '  folder = "my_artworks"  (a name in the input folder or a full path; there now: ' in out
 
 
 def test_list_and_nan_widget_values_in_a_prompt_are_refused():

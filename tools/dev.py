@@ -86,8 +86,10 @@ def ensure_venv():
         return venv_python()
     if not has_torch():
         install_torch()
-    # Pin the torch that is there (CPU or a CUDA build the developer put in) so nothing swaps it.
-    version = subprocess.check_output([venv_python(), "-c", "import torch; print(torch.__version__)"], text=True)
+    # Pin the torch that is there (CPU or a CUDA build the developer put in) so nothing swaps it. Its version from
+    # the package metadata: importing torch before numpy is in warns "Failed to initialize NumPy".
+    probe = "import importlib.metadata as m; print(m.version('torch'))"
+    version = subprocess.check_output([venv_python(), "-c", probe], text=True)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(f"torch=={version.strip()}\n")
     try:
