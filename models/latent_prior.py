@@ -14,8 +14,9 @@ after a composition no work has:
 - blocks are placed in raster order, each picked at random among those within the tolerance of the best fit
   to the guide and to the blocks already placed (overlaps averaged); later passes re-fit every block to all
   its neighbours, which cleans the seams;
-- a sample that still came out close to a work (under half the works' median distance to each other) is
-  drawn again.
+- a sample that still came out close to a work (under 0.62x the works' median distance to each other) is
+  drawn again, up to 4 times (the farthest draw is kept): bland samples near the set's most average work
+  otherwise pull the novelty figure down.
 
 Pictures bigger than the works get such a composition at the works' size, then, doubled scale by scale, are
 re-made with GPNN from the works' finest 3x3-cell patches, so a 1024 px sample from 96 px works is one
@@ -64,7 +65,7 @@ def half(size):
 BLOCK, OVERLAP = 6, 2  # quilting: block side and overlap, in latent cells
 LAYOUT_WORKS, BLOCK_WORKS = 2, 2   # works blended into a composition; works whose blocks paint it
 TRIES = 4              # draws of a sample that came out too close to a work
-COPY_RATIO = 0.5       # "too close": under this fraction of the works' median distance to each other
+COPY_RATIO = 0.62      # "too close": under this fraction of the works' median distance to each other
 
 
 def block_rows(views, block, generator):
@@ -216,12 +217,10 @@ class LatentPrior:
         scale = min(1.0, self.crop / max(size))
         return tuple(max(1, round(s * scale)) for s in size)
 
-    def _too_close(self, z):
-        for z0, ref in zip(self.latents, self.refs):
-            x = resize(z, self._check_size(z0.shape[-2:])).flatten(1)
-            if _rms(torch.cdist(x, ref), x).min() < self.copy_limit:
-                return True
-        return False
+    def _distance_to_works(self, z):
+        """RMS distance of the latent z [1,C,h,w] to its nearest work (each compared at the copy check's size)."""
+        return min(float(_rms(torch.cdist(resize(z, self._check_size(z0.shape[-2:])).flatten(1), ref), ref).min())
+                   for z0, ref in zip(self.latents, self.refs))
 
     def layout(self, size, generator, temperature):
         """A new composition [1,C,h,w] (zoomed crops of two works blended under a soft mask, mixed with noise by
@@ -238,15 +237,20 @@ class LatentPrior:
         return torch.lerp(out, resize(noise, size), min(1.0, 0.2 * temperature ** 2)), rest
 
     def composition(self, size, generator, temperature, passes):
-        """One new latent [1,C,h,w] at about the works' size: a layout from some works, quilted from others'."""
+        """One new latent [1,C,h,w] at about the works' size: a layout from some works, quilted from others'; drawn
+        again while it is too close to a work, keeping the farthest draw."""
+        best, far = None, -1.0
         for _ in range(TRIES):
             guide, rest = self.layout(self._check_size(size), generator, temperature)
             block = min(self.block, *size)
             rows = block_rows([self.views[i] for i in rest[:BLOCK_WORKS].tolist()], block, generator)
             z = quilt(resize(guide, size), rows, generator, passes, 0.1 * temperature, block)
-            if not self._too_close(z):
+            d = self._distance_to_works(z)
+            if d > far:
+                best, far = z, d
+            if far >= self.copy_limit:
                 break
-        return z
+        return best
 
     @torch.no_grad()
     def sample(self, shape, generator, temperature=1.0, passes=None):

@@ -251,3 +251,16 @@ def test_a_dataset_of_works_of_any_size_and_the_bad_cases(base, tmp_path):
     with pytest.raises(ValueError, match="dense autoencoder"):
         node.train(dense, 2, 0, dataset=WorkFolder(str(folder)))
     assert dense.prior is None
+
+
+def test_samples_too_close_to_a_work_are_drawn_again(with_prior):
+    """The copy check: with it, samples keep a distance from every work that they do not keep without it."""
+    guarded = with_prior.prior.clone().fit()
+    unguarded = with_prior.prior.clone().fit()
+    unguarded.copy_limit = 0.0
+
+    def nearest(prior):
+        z = prior.sample((16, prior.channels, 8, 8), torch.Generator().manual_seed(0))
+        return min(prior._distance_to_works(z[i:i + 1]) for i in range(len(z)))
+
+    assert nearest(unguarded) < guarded.copy_limit <= nearest(guarded)
