@@ -1,9 +1,9 @@
 """Command line: run workflow files without ComfyUI.
 
     python atelier.py demo
-    python atelier.py run workflows/atelier_train_on_a_folder.json --set folder=/path/to/art --set steps=2000
-    python atelier.py widgets workflows/atelier_train_on_a_folder.json   # what --set can change
-    python atelier.py convert workflows/atelier_train_on_a_folder.json   # UI -> API JSON
+    python atelier.py run "workflows/Atelier - Train on a folder.json" --set folder=/path/to/art --set steps=2000
+    python atelier.py widgets "workflows/Atelier - Train on a folder.json"   # what --set can change
+    python atelier.py convert "workflows/Atelier - Train on a folder.json"   # UI -> API JSON
     python atelier.py make-data art ./input/my_art                       # procedural images to play with
     python atelier.py bench --quick                                      # speed figures (bench/RESULTS.md)
 """
@@ -21,7 +21,7 @@ from ..nodes import bridge
 from . import runner, workflow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO_WORKFLOW = os.path.join(ROOT, "workflows", "atelier_train_on_a_folder.json")
+DEMO_WORKFLOW = os.path.join(ROOT, "workflows", "Atelier - Train on a folder.json")
 log = logging.getLogger("autoencoder_atelier")
 
 

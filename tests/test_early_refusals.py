@@ -34,7 +34,7 @@ def test_a_bad_prefix_stops_the_demo_before_any_training_step(tmp_dirs, monkeypa
     steps = []
     real = Trainer.step
     monkeypatch.setattr(Trainer, "step", lambda self, i: steps.append(i) or real(self, i))
-    code = cli.main(["-q", "run", os.path.join(ROOT, "workflows", "atelier_train_on_a_folder.json"),
+    code = cli.main(["-q", "run", os.path.join(ROOT, "workflows", "Atelier - Train on a folder.json"),
                      "--set", f"folder={json.dumps(str(art))}", "--set", "steps=5", "--set", "size=32",
                      "--set", f"{node}.filename_prefix={prefix}"])
     err = capsys.readouterr().err

@@ -10,7 +10,7 @@ from autoencoder_atelier.headless.workflow import WorkflowError
 
 from helpers import ROOT, refusal
 
-TRAIN = os.path.join(ROOT, "workflows", "atelier_train_on_a_folder.json")
+TRAIN = os.path.join(ROOT, "workflows", "Atelier - Train on a folder.json")
 
 
 def prompt():

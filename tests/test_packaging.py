@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 from PIL import Image
@@ -97,8 +98,8 @@ def test_license_changelog_and_readme_agree_with_the_version(pyproject):
     readme = read("README.md")
     for section in ("## Install into ComfyUI", "## Troubleshooting", "## Nodes"):
         assert section in readme
-    for picture in re.findall(r"\]\((docs/[^)]+\.png)\)", readme):
-        assert os.path.exists(os.path.join(ROOT, picture)), picture
+    for picture in re.findall(r"\]\((docs/[^)]+\.png)\)", readme):   # links: spaces are %20
+        assert os.path.exists(os.path.join(ROOT, urllib.parse.unquote(picture))), picture
 
 
 # -- the same checks through comfy-cli's own parser (pip install comfy-cli; not in requirements-dev) ------

@@ -13,6 +13,8 @@ from autoencoder_atelier.models import procedural, storage
 from helpers import ROOT
 
 WORKFLOWS = os.path.join(ROOT, "workflows")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import build_workflows  # noqa: E402
 
 
 def names():
@@ -20,9 +22,25 @@ def names():
 
 
 def test_the_promised_workflows_exist():
-    assert {"atelier_train_on_a_folder.json", "atelier_load_encode_mix_decode.json",
-            "atelier_mnist_dense.json", "atelier_explore_latents.json", "atelier_walk_animation.json",
-            "atelier_collage.json", "atelier_restore_damaged.json", "atelier_few_shot.json"} <= set(names())
+    assert {f"Atelier - {title}.json" for title in (
+        "Train on a folder", "Mix two works", "Dense model on digits", "Explore latents", "Walk animation",
+        "Collage of two works", "Restore a damaged work", "Learn from one painting", "New works in your style",
+        "Variations of a work")} <= set(names())
+
+
+def test_file_names_read_as_template_titles():
+    """ComfyUI's template browser shows a pack's workflow by its file name as it is (no underscores replaced, no
+    prefix dropped), among the core templates: 'Atelier - <what it does>'."""
+    for name in names():
+        title = name[:-5]
+        assert title.startswith("Atelier - ") and "_" not in title and len(title) <= 40, title
+        assert os.path.exists(os.path.join(WORKFLOWS, title + ".jpg")), f"{title} has no thumbnail"
+
+
+@pytest.mark.parametrize("name", names())
+def test_no_node_covers_another_title_bar_included(name):
+    """The frontend draws each node's title (LiteGraph's NODE_TITLE_HEIGHT, 30 px) above its pos."""
+    build_workflows.check_layout(workflow.load(os.path.join(WORKFLOWS, name))["nodes"])
 
 
 def test_workflow_files_match_their_generator():
@@ -60,7 +78,7 @@ def output_files(ui):
 def test_train_then_mix_then_mnist_headless(tmp_dirs):
     art = tmp_dirs.input / "art"
     procedural.write_folder(str(art), count=8, size=48)
-    ui = run_workflow("atelier_train_on_a_folder.json",
+    ui = run_workflow("Atelier - Train on a folder.json",
                       [f"folder={json.dumps(str(art))}", "steps=12", "size=48", "crop_size=32", "frames=5"])
     files = output_files(ui)
     assert len(files) == 3 and all(os.path.getsize(f) for f in files)
@@ -72,12 +90,12 @@ def test_train_then_mix_then_mnist_headless(tmp_dirs):
 
     procedural.make_image(1, 40).save(tmp_dirs.input / "a.png")
     procedural.make_image(2, 64).save(tmp_dirs.input / "b.png")
-    ui = run_workflow("atelier_load_encode_mix_decode.json",
+    ui = run_workflow("Atelier - Mix two works.json",
                       ["Image A.image=a.png", "Image B.image=b.png"])
     (mix,) = output_files(ui)
     assert Image.open(mix).size == (40, 40)
 
-    ui = run_workflow("atelier_explore_latents.json",
+    ui = run_workflow("Atelier - Explore latents.json",
                       [f"folder={json.dumps(str(art))}", "size=48", "Image A (content).image=a.png",
                        "Image B (style).image=b.png", "width=48", "height=48", "4.max_directions=4"])
     files = {os.path.basename(f).rsplit("_", 2)[0]: f for f in output_files(ui)}
@@ -87,7 +105,8 @@ def test_train_then_mix_then_mnist_headless(tmp_dirs):
 
     digits = tmp_dirs.input / "digits"
     procedural.write_digits(str(digits), count=64)
-    ui = run_workflow("atelier_mnist_dense.json", [f"folder={json.dumps(str(digits))}", "steps=5", "batch_size=16"])
+    ui = run_workflow("Atelier - Dense model on digits.json",
+                      [f"folder={json.dumps(str(digits))}", "steps=5", "batch_size=16"])
     assert len(output_files(ui)) == 2
     dense = storage.load_autoencoder(tmp_dirs.models / "atelier" / "mnist_dense_00001.safetensors")
     assert dense.config["architecture"] == "dense" and dense.config["channels"] == 1
@@ -99,8 +118,9 @@ def test_restore_then_collage_walk_animation_and_few_shot_headless(tmp_dirs):
     held_out = procedural.make_image(999, 48)
     held_out.save(tmp_dirs.input / "clean.png")
     procedural.with_holes(held_out, 1).save(tmp_dirs.input / "damaged.png")
-    ui = run_workflow("atelier_restore_damaged.json", [f"folder={json.dumps(str(art))}", "size=48", "steps=10",
-                                                        "crop_size=32", "Damaged artwork.image=damaged.png"])
+    ui = run_workflow("Atelier - Restore a damaged work.json", [f"folder={json.dumps(str(art))}", "size=48",
+                                                               "steps=10", "crop_size=32",
+                                                               "Damaged artwork.image=damaged.png"])
     restored = [f for f in output_files(ui) if "restored" in f]
     assert len(restored) == 1
     damaged = Image.open(tmp_dirs.input / "damaged.png")
@@ -111,13 +131,13 @@ def test_restore_then_collage_walk_animation_and_few_shot_headless(tmp_dirs):
     assert storage.load_autoencoder(tmp_dirs.models / model).state.summary["corruption"] == "holes"
 
     procedural.make_image(3, 48).save(tmp_dirs.input / "b.png")
-    ui = run_workflow("atelier_collage.json", [f"ae_name={model}", "Image A.image=clean.png",
-                                               "Image B.image=b.png", "split=circle"])
+    ui = run_workflow("Atelier - Collage of two works.json", [f"ae_name={model}", "Image A.image=clean.png",
+                                                             "Image B.image=b.png", "split=circle"])
     (collage,) = output_files(ui)
     assert Image.open(collage).size == (48, 48)
 
-    ui = run_workflow("atelier_walk_animation.json", [f"ae_name={model}", f"folder={json.dumps(str(art))}",
-                                                      "size=48", "frames=9"])
+    ui = run_workflow("Atelier - Walk animation.json", [f"ae_name={model}", f"folder={json.dumps(str(art))}",
+                                                        "size=48", "frames=9"])
     (webp,) = output_files(ui)
     anim = Image.open(webp)
     assert webp.endswith(".webp") and anim.n_frames == 9 and anim.size == (48, 48)
@@ -129,8 +149,9 @@ def test_restore_then_collage_walk_animation_and_few_shot_headless(tmp_dirs):
         procedural.make_image(20 + i, 176).resize((w, h)).save(paintings / name)
         procedural.make_image(20 + i, 176).resize((w, h)).save(tmp_dirs.input / name)
     for name, size in sizes.items():   # each painting re-made whole, at its own size: not a square crop
-        ui = run_workflow("atelier_few_shot.json", [f"folder={json.dumps(str(paintings))}", "size=64", "count=8",
-                                                    "steps=8", "crop_size=32", f"Painting to re-make.image={name}"])
+        ui = run_workflow("Atelier - Learn from one painting.json",
+                          [f"folder={json.dumps(str(paintings))}", "size=64", "count=8", "steps=8", "crop_size=32",
+                           f"Painting to re-make.image={name}"])
         (painting,) = [f for f in output_files(ui) if "few_shot_painting" in f]
         assert Image.open(painting).size == size
     few = storage.load_autoencoder(tmp_dirs.models / "atelier" / "few_shot_00001.safetensors")
@@ -140,9 +161,9 @@ def test_restore_then_collage_walk_animation_and_few_shot_headless(tmp_dirs):
 def test_generate_then_variations_headless(tmp_dirs):
     art = tmp_dirs.input / "art"
     procedural.write_folder(str(art), count=6, size=48)
-    ui = run_workflow("atelier_generate.json", [f"folder={json.dumps(str(art))}", "size=48", "steps=2",
-                                                "crop_size=48", "New works.width=48", "New works.height=48",
-                                                "One large picture.width=192", "One large picture.height=128"])
+    ui = run_workflow("Atelier - New works in your style.json",
+                      [f"folder={json.dumps(str(art))}", "size=48", "steps=2", "crop_size=48", "New works.width=48",
+                       "New works.height=48", "One large picture.width=192", "One large picture.height=128"])
     files = {os.path.basename(f).rsplit("_", 2)[0]: f for f in output_files(ui)}
     assert Image.open(files["new_works"]).size == (8 * 48 + 9 * 2, 2 * 48 + 3 * 2)
     assert Image.open(files["large_picture"]).size == (192, 128)
@@ -150,7 +171,7 @@ def test_generate_then_variations_headless(tmp_dirs):
     assert storage.load_autoencoder(tmp_dirs.models / model).prior.summary["works"] == 6
 
     procedural.make_image(7, 48).save(tmp_dirs.input / "work.png")
-    ui = run_workflow("atelier_variations.json", [f"ae_name={model}", "A work.image=work.png"])
+    ui = run_workflow("Atelier - Variations of a work.json", [f"ae_name={model}", "A work.image=work.png"])
     rows = [Image.open(f) for f in output_files(ui)]
     assert len(rows) == 12 and all(r.size == (48, 48) for r in rows)
 
@@ -163,7 +184,7 @@ def test_other_core_nodes_are_refused_by_name():
 
 
 def test_bad_widget_values_and_missing_inputs_are_named():
-    wf = workflow.load(os.path.join(WORKFLOWS, "atelier_train_on_a_folder.json"))
+    wf = workflow.load(os.path.join(WORKFLOWS, "Atelier - Train on a folder.json"))
     prompt = workflow.to_api(wf, runner.input_types_of)
     bad = cli.apply_overrides(json.loads(json.dumps(prompt)), ["mode=stretch"])
     with pytest.raises(workflow.WorkflowError, match="mode='stretch' is not one of"):
@@ -179,7 +200,7 @@ def test_bad_widget_values_and_missing_inputs_are_named():
 
 
 def test_overrides_target_one_node_by_title_or_id():
-    wf = workflow.load(os.path.join(WORKFLOWS, "atelier_train_on_a_folder.json"))
+    wf = workflow.load(os.path.join(WORKFLOWS, "Atelier - Train on a folder.json"))
     prompt = cli.apply_overrides(workflow.to_api(wf, runner.input_types_of), ["Keyframes.count=2", "1.size=32"])
     assert prompt["7"]["inputs"]["count"] == 2 and prompt["1"]["inputs"]["count"] == 0
     assert prompt["1"]["inputs"]["size"] == 32 and prompt["7"]["inputs"]["size"] == 128
@@ -214,7 +235,7 @@ def test_unknown_node_types_in_ui_files_are_named():
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
-    code = cli.main(["--output-dir", str(tmp_path), "run", os.path.join(WORKFLOWS, "atelier_train_on_a_folder.json"),
+    code = cli.main(["--output-dir", str(tmp_path), "run", os.path.join(WORKFLOWS, "Atelier - Train on a folder.json"),
                      "--set", f"folder={json.dumps(str(tmp_path / 'nope'))}"])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
@@ -244,7 +265,7 @@ def test_workflows_that_load_a_model_tell_the_artist_to_pick_theirs(name):
 
 def test_workflows_saved_before_the_dataset_inputs_still_convert():
     """Files saved before Train Autoencoder and Train Latent Prior had a dataset input give the same prompt."""
-    wf = workflow.load(os.path.join(WORKFLOWS, "atelier_generate.json"))
+    wf = workflow.load(os.path.join(WORKFLOWS, "Atelier - New works in your style.json"))
     old = json.loads(json.dumps(wf))
     for n in old["nodes"]:
         n["inputs"] = [i for i in n.get("inputs", []) if i["name"] != "dataset"]

@@ -27,12 +27,13 @@ def NOTE(id, pos, text, box=(420, 200)):
     return {"id": id, "type": "Note", "pos": pos, "size": box, "text": text}
 
 
-# Heights ComfyUI's frontend (1.27) gives these nodes, below their ~30 px title: a box drawn smaller
-# grows on load and covers its neighbours. Train grows by its live preview, Save Autoencoder by the
+# Heights ComfyUI's frontend (1.27 and 1.58 alike) gives these nodes, below their ~30 px title: a box drawn
+# smaller grows on load and covers its neighbours. Train grows by its live preview, Save Autoencoder by the
 # saved path, Save/Preview Image by their picture.
 TITLE = 30
-MIN_HEIGHT = {"AtelierTrainAutoencoder": 640, "AtelierTrainLatentPrior": 560, "AtelierSaveAutoencoder": 170, "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178,
-              "AtelierSampleLatent": 178, "AtelierLoadAutoencoder": 220, "SaveImage": 250, "PreviewImage": 250,
+MIN_HEIGHT = {"AtelierTrainAutoencoder": 640, "AtelierTrainLatentPrior": 560, "AtelierSaveAutoencoder": 170,
+              "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178, "AtelierEncode": 102,
+              "AtelierSampleLatent": 202, "AtelierLoadAutoencoder": 220, "SaveImage": 250, "PreviewImage": 250,
               "LoadImage": 320}
 MIN_WIDTH = {"AtelierEncode": 330, "AtelierDecode": 330}   # their display names set the title's width
 
@@ -179,7 +180,7 @@ Make a digit folder first, from a terminal in this pack's folder:
 (or --from-npz path/to/mnist.npz for real MNIST digits). flip is off: mirrored digits are not digits."""
 
 
-EXPLORE_NOTE = f"""Explore what your model learned (train one with 'train on a folder' first).
+EXPLORE_NOTE = f"""Explore what your model learned (train one with 'Atelier - Train on a folder' first).
 {PICK_MODEL}
 
 Top: the main directions in which your works differ; the chart shows how much each explains. Latent Edit pushes every work along direction 0 (try other index/strength values).
@@ -187,7 +188,7 @@ Middle: Sample Latent invents new latents from the statistics of your works.
 Bottom: Style Mix gives image A the colour and texture statistics of image B; Visualize Latent shows what the model sees."""
 
 
-WALK_NOTE = f"""A looping animation that travels through your works (train one with 'train on a folder' first).
+WALK_NOTE = f"""A looping animation that travels through your works (train one with 'Atelier - Train on a folder' first).
 
 1. {PICK_MODEL} Pick your folder in Keyframes; the first 'count' images become keyframes, in file-name order, cut to their centre squares (mode resize keeps whole works, squashed).
 2. frames sets the length (48 frames at 12 fps = 4 s); slerp keeps colours strong between keyframes, ease-in-out lingers on each work.
@@ -218,15 +219,15 @@ GENERATE_NOTE = """New works in your style, learned only from your own works.
 2. Queue: the autoencoder learns your works, then Train Latent Prior learns their latents at a few scales (seconds) and shows four samples.
 3. Sample Latent paints new works: temperature below 1 stays calm, above 1 gets wild; width and height can be far larger than your works. The model is saved with its prior."""
 
-VARIATIONS_NOTE = """Variations of one of your works (needs a model with a prior: run 'generate' first).
+VARIATIONS_NOTE = """Variations of one of your works (needs a model with a prior: run 'Atelier - New works in your style' first).
 
-1. Load Autoencoder names atelier/my_style_prior_00001, the model 'generate' saves first: pick yours in it (press R to refresh the list), and load a work.
+1. Load Autoencoder names atelier/my_style_prior_00001, the model 'Atelier - New works in your style' saves first: pick yours in it (press R to refresh the list), and load a work.
 2. Three strengths: 0.25 changes the brushwork, 0.5 the details, 0.8 keeps little but the style.
 3. To regenerate only part of the work, paint a mask on it (right-click > Open in MaskEditor) and connect Load Image's MASK to a Latent Variations' mask."""
 
 
 WORKFLOWS = {
-    "atelier_train_on_a_folder": build([
+    "Atelier - Train on a folder": build([
         NOTE(100, (20, 20), TRAIN_NOTE, box=(440, 260)),
         *training_chain("Training images", "8", 600, 64),
         N(4, "AtelierSaveAutoencoder", (800, 20), filename_prefix="atelier/my_style", box=(320, 90)),
@@ -248,11 +249,11 @@ WORKFLOWS = {
         (7, "images", 8, "images"), (8, "latent", 9, "keyframes"), (3, "autoencoder", 10, "autoencoder"),
         (9, "frames", 10, "latent"), (10, "images", 11, "images"), (11, "grid", 12, "images"),
     ]),
-    "atelier_load_encode_mix_decode": two_images(
+    "Atelier - Mix two works": two_images(
         NOTE(100, (20, 20), MIX_NOTE, box=(420, 200)),
         N(6, "AtelierLatentMix", (1090, 300), factor=0.5, mode="slerp", box=(280, 130)), (1410, 300), "Mix",
         "atelier/mix"),
-    "atelier_mnist_dense": build([
+    "Atelier - Dense model on digits": build([
         NOTE(100, (20, 20), MNIST_NOTE, box=(440, 180)),
         N(1, "AtelierLoadImageFolder", (20, 240), "Digits", folder="mnist_digits", size=28, mode="resize",
           count=8000),
@@ -268,7 +269,7 @@ WORKFLOWS = {
         (1, "images", 3, "images"), (2, "autoencoder", 3, "autoencoder"), (3, "autoencoder", 4, "autoencoder"),
         (3, "loss_curve", 5, "images"), (3, "reconstructions", 6, "images"),
     ]),
-    "atelier_explore_latents": build([
+    "Atelier - Explore latents": build([
         NOTE(100, (20, 20), EXPLORE_NOTE, box=(440, 220)),
         N(1, "AtelierLoadAutoencoder", (20, 280), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
         N(2, "AtelierLoadImageFolder", (20, 540), "My works", folder="my_artworks", size=128, mode="center-crop",
@@ -288,7 +289,7 @@ WORKFLOWS = {
         N(14, "LoadImage", (20, 780), "Image A (content)", image="example.png", box=(300, 300)),
         N(15, "LoadImage", (340, 780), "Image B (style)", image="example.png", box=(300, 300)),
         N(16, "AtelierEncode", (700, 780), "Encode A", box=(240, 80)),
-        N(17, "AtelierEncode", (700, 900), "Encode B", box=(240, 80)),
+        N(17, "AtelierEncode", (700, 920), "Encode B", box=(240, 80)),
         N(18, "AtelierLatentStyleMix", (1070, 780), strength=1.0, box=(280, 110)),
         N(19, "AtelierDecode", (1390, 780), "Decode style mix", box=(240, 60)),
         N(20, "SaveImage", (1390, 880), "Style mix", filename_prefix="atelier/style_mix", box=(320, 280)),
@@ -305,7 +306,7 @@ WORKFLOWS = {
         (1, "autoencoder", 19, "autoencoder"), (18, "latent", 19, "latent"), (19, "images", 20, "images"),
         (16, "latent", 21, "latent"), (21, "image", 22, "images"),
     ]),
-    "atelier_walk_animation": build([
+    "Atelier - Walk animation": build([
         NOTE(100, (20, 20), WALK_NOTE, box=(440, 220)),
         N(1, "AtelierLoadAutoencoder", (20, 280), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
         N(2, "AtelierLoadImageFolder", (20, 540), "Keyframes", folder="my_artworks", size=128, mode="center-crop",
@@ -320,11 +321,11 @@ WORKFLOWS = {
         (1, "autoencoder", 3, "autoencoder"), (2, "images", 3, "images"), (3, "latent", 4, "keyframes"),
         (1, "autoencoder", 5, "autoencoder"), (4, "frames", 5, "latent"), (5, "images", 6, "images"),
     ]),
-    "atelier_collage": two_images(
+    "Atelier - Collage of two works": two_images(
         NOTE(100, (20, 20), COLLAGE_NOTE, box=(440, 200)),
         N(6, "AtelierLatentCollage", (1090, 260), split="left-right", position=0.5, feather=2.0, box=(300, 170)),
         (1430, 260), "Collage", "atelier/collage"),
-    "atelier_restore_damaged": build([
+    "Atelier - Restore a damaged work": build([
         NOTE(100, (20, 20), RESTORE_NOTE, box=(440, 260)),
         *training_chain("Training images", "4", 800, 64, train_box=(340, 340), corruption="holes",
                         corruption_strength=0.5),
@@ -339,7 +340,7 @@ WORKFLOWS = {
         (3, "reconstructions", 5, "images"), (3, "autoencoder", 7, "autoencoder"), (6, "image", 7, "images"),
         (6, "mask", 7, "mask"), (7, "restored", 8, "images"),
     ]),
-    "atelier_few_shot": build([
+    "Atelier - Learn from one painting": build([
         NOTE(100, (20, 20), FEW_SHOT_NOTE, box=(440, 220)),
         N(1, "AtelierLoadImageFolder", (20, 280), "Crops of 1-5 paintings", folder="my_paintings", size=256,
           mode="random-crops", count=64),
@@ -370,7 +371,7 @@ WORKFLOWS = {
         (11, "autoencoder", 13, "autoencoder"), (12, "latent", 13, "latent"), (13, "images", 14, "images"),
         (14, "grid", 15, "images"),
     ]),
-    "atelier_generate": build([
+    "Atelier - New works in your style": build([
         NOTE(100, (20, 20), GENERATE_NOTE, box=(440, 260)),
         *training_chain("My works", "8", 1500, 128),
         N(4, "AtelierTrainLatentPrior", (800, 20), steps=2, seed=0, box=(340, 560)),
@@ -391,7 +392,7 @@ WORKFLOWS = {
         (8, "grid", 9, "images"), (4, "autoencoder", 10, "autoencoder"), (4, "autoencoder", 11, "autoencoder"),
         (10, "latent", 11, "latent"), (11, "images", 12, "images"),
     ]),
-    "atelier_variations": build([
+    "Atelier - Variations of a work": build([
         NOTE(100, (20, 20), VARIATIONS_NOTE, box=(440, 240)),
         N(1, "AtelierLoadAutoencoder", (20, 300), ae_name="atelier/my_style_prior_00001.safetensors",
           box=(340, 100)),

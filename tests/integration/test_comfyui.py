@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 import zlib
 
 import pytest
@@ -173,12 +174,12 @@ def test_workflow_templates_are_listed_and_served(server):
     listed = server.get("/api/workflow_templates")
     assert sorted(listed[PACK]) == WORKFLOWS
     for name in WORKFLOWS:
-        wf = server.get(f"/api/workflow_templates/{PACK}/{name}.json")
+        wf = server.get(f"/api/workflow_templates/{PACK}/{quote(name)}.json")
         assert workflow.is_ui_format(wf)
 
 
 def test_train_on_a_folder_then_mix_then_mnist(server):
-    out = run_ok(server, api_prompt(server, "atelier_train_on_a_folder", ["steps=40", "size=64", "crop_size=32"]))
+    out = run_ok(server, api_prompt(server, "Atelier - Train on a folder", ["steps=40", "size=64", "crop_size=32"]))
     files = written(server, out)
     assert {os.path.basename(os.path.dirname(f)) for f in files} == {"atelier"}
     assert any("walk_strip" in f for f in files) and all(os.path.getsize(f) > 0 for f in files)
@@ -190,18 +191,19 @@ def test_train_on_a_folder_then_mix_then_mnist(server):
     assert "atelier/my_style_00001.safetensors" in names["ae_name"][0]
     for i, size in enumerate((96, 80)):
         procedural.make_image(100 + i, size).save(os.path.join(server.dirs["input"], f"mix_{i}.png"))
-    out = run_ok(server, api_prompt(server, "atelier_load_encode_mix_decode",
+    out = run_ok(server, api_prompt(server, "Atelier - Mix two works",
                                     ["2.image=mix_0.png", "3.image=mix_1.png"]))
     (mix,) = written(server, out)
     assert Image.open(mix).size == (96, 96)   # padded to 96 for downscale 8 and cropped back
 
-    out = run_ok(server, api_prompt(server, "atelier_explore_latents",
+    out = run_ok(server, api_prompt(server, "Atelier - Explore latents",
                                     ["Image A (content).image=mix_0.png", "Image B (style).image=mix_1.png",
                                      "width=64", "height=64"]))
     names = sorted(os.path.basename(f).rsplit("_", 2)[0] for f in written(server, out))
     assert names == ["direction_chart", "direction_edit", "latent_view", "samples", "style_mix"]
 
-    out = run_ok(server, api_prompt(server, "atelier_mnist_dense", ["steps=30", "count=300", "batch_size=64"]))
+    out = run_ok(server, api_prompt(server, "Atelier - Dense model on digits",
+                                    ["steps=30", "count=300", "batch_size=64"]))
     assert len(written(server, out)) == 2
     assert os.path.exists(os.path.join(server.dirs["models"], "atelier", "mnist_dense_00001.safetensors"))
 
@@ -228,7 +230,7 @@ def test_interrupt_stops_training_within_one_second(server, after):
     ComfyUI's execution_interrupted message (the node has stopped): the history can show it half a second later on
     a busy machine, when ComfyUI runs its gc.collect() after a prompt (at most every 10 s), which is not ours."""
     before = set(os.listdir(server.dirs["models"]))
-    prompt = api_prompt(server, "atelier_train_on_a_folder", ["steps=100000", "filename_prefix=interrupted"])
+    prompt = api_prompt(server, "Atelier - Train on a folder", ["steps=100000", "filename_prefix=interrupted"])
     pid = server.queue(prompt)
     deadline = time.time() + 120
     while time.time() < deadline:   # wait until training is under way
@@ -347,7 +349,7 @@ def test_image_folders_are_confined_to_the_input_folder_and_registered_folders(s
 
 def test_every_template_has_its_thumbnail_served(server):
     for name in WORKFLOWS:
-        with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK}/{name}.jpg", timeout=30) as r:
+        with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK}/{quote(name)}.jpg", timeout=30) as r:
             assert r.status == 200 and r.read(3) == b"\xff\xd8\xff", name   # a JPEG
 
 
@@ -380,20 +382,26 @@ def page(server):
         browser.close()
 
 
+# Pairs of nodes whose boxes overlap as the frontend sizes them, the title bar LiteGraph draws above pos included.
+OVERLAPS = """() => {
+    const th = window.LiteGraph.NODE_TITLE_HEIGHT, nodes = window.comfyAPI.app.app.graph._nodes, overlaps = [];
+    const box = n => [n.pos[0], n.pos[1] - th, n.pos[0] + n.size[0], n.pos[1] + n.size[1]];
+    for (const a of nodes) for (const b of nodes) {
+        const [p, q] = [box(a), box(b)];
+        if (a.id < b.id && p[0] < q[2] && q[0] < p[2] && p[1] < q[3] && q[1] < p[3])
+            overlaps.push(`${a.title} / ${b.title}`);
+    }
+    return overlaps;
+}"""
+
+
 def open_in_frontend(page, wf):
     """Load a workflow like the user opening it; returns what the frontend made of it."""
     return page.evaluate("""async (wf) => {
         const app = window.comfyAPI.app.app;
         await app.loadGraphData(wf);
         await new Promise(r => setTimeout(r, 300));
-        const th = window.LiteGraph.NODE_TITLE_HEIGHT, nodes = app.graph._nodes;
-        const box = n => [n.pos[0], n.pos[1] - th, n.pos[0] + n.size[0], n.pos[1] + n.size[1]];
-        const overlaps = [];
-        for (const a of nodes) for (const b of nodes) {
-            const [p, q] = [box(a), box(b)];
-            if (a.id < b.id && p[0] < q[2] && q[0] < p[2] && p[1] < q[3] && q[1] < p[3])
-                overlaps.push(`${a.title} / ${b.title}`);
-        }
+        const overlaps = (""" + OVERLAPS + """)();
         const saved = Object.fromEntries(app.graph.serialize().nodes.map(n => [n.id, n.widgets_values ?? []]));
         return {
             missing: app.graph._nodes.map(n => n.type).filter(t => !window.LiteGraph.registered_node_types[t]),
@@ -424,8 +432,7 @@ def test_frontend_opens_and_converts_every_workflow_like_our_converter(server, p
         ensure_inputs(server, wf)
         theirs = open_in_frontend(page, wf)
         check_opens_cleanly(name, wf, theirs)
-        if theirs["overlaps"]:
-            print(f"{name}: overlapping nodes as the frontend sizes them: {'; '.join(theirs['overlaps'])}")
+        assert theirs["overlaps"] == [], f"{name}: nodes overlap as the frontend sizes them: {theirs['overlaps']}"
         ours = workflow.to_api(wf, lambda t: info[t]["input"] if t in info else None)
         strip = lambda pr: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in pr.items()}
         assert strip(theirs["prompt"]) == strip(ours), name
@@ -435,7 +442,7 @@ def test_frontend_opens_and_converts_every_workflow_like_our_converter(server, p
 # workflow not listed in SHORT_RUN gets the defaults, so new workflows are covered as they come.
 SHORT_RUN_DEFAULTS = {"steps": 20, "size": 64, "crop_size": 32, "batch_size": 16, "count": 300,
                       "width": 64, "height": 64, "frames": 12, "image_size": 64}
-SHORT_RUN = {"atelier_mnist_dense": {"steps": 30, "batch_size": 64}}
+SHORT_RUN = {"Atelier - Dense model on digits": {"steps": 30, "batch_size": 64}}
 
 
 def ensure_inputs(server, wf):
@@ -499,6 +506,9 @@ def test_every_workflow_runs_from_the_frontend(server, page, tmp_path):
         print(f"{name}: ran in {time.time() - t:.1f}s from the frontend ({', '.join(changed)}), "
               f"{len(files)} files")
         page.wait_for_load_state("networkidle")
+        # Nodes that show pictures or text grow when they get them: still no title bar covered.
+        overlaps = page.evaluate(OVERLAPS)
+        assert overlaps == [], f"{name}: nodes overlap after the run: {overlaps}"
         # The web extension shows the model card on Load Autoencoder and the written file on Save Autoencoder.
         shown = page.evaluate("""() => window.comfyAPI.app.app.graph._nodes
             .filter(n => n.type === "AtelierLoadAutoencoder" || n.type === "AtelierSaveAutoencoder")
