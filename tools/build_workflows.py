@@ -33,7 +33,7 @@ def NOTE(id, pos, text, box=(420, 200)):
 TITLE = 30
 MIN_HEIGHT = {"AtelierTrainAutoencoder": 640, "AtelierTrainLatentPrior": 560, "AtelierSaveAutoencoder": 170,
               "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178, "AtelierEncode": 102,
-              "AtelierSampleLatent": 202, "AtelierLoadAutoencoder": 220, "SaveImage": 250, "PreviewImage": 250,
+              "AtelierSampleLatent": 202, "AtelierLoadAutoencoder": 250, "SaveImage": 250, "PreviewImage": 250,
               "LoadImage": 320}
 MIN_WIDTH = {"AtelierEncode": 330, "AtelierDecode": 330}   # their display names set the title's width
 
@@ -142,8 +142,8 @@ def two_images(note, combiner, decode_pos, title, prefix):
     return build([
         note,
         N(1, "AtelierLoadAutoencoder", (20, 260), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "LoadImage", (20, 530), "Image A", image="example.png", box=(320, 320)),
-        N(3, "LoadImage", (360, 530), "Image B", image="example.png", box=(320, 320)),
+        N(2, "LoadImage", (20, 560), "Image A", image="example.png", box=(320, 320)),
+        N(3, "LoadImage", (360, 560), "Image B", image="example.png", box=(320, 320)),
         N(4, "AtelierEncode", (720, 260), "Encode A", box=(240, 80)),
         N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
         combiner,
@@ -272,7 +272,7 @@ WORKFLOWS = {
     "Atelier - Explore latents": build([
         NOTE(100, (20, 20), EXPLORE_NOTE, box=(440, 220)),
         N(1, "AtelierLoadAutoencoder", (20, 280), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "AtelierLoadImageFolder", (20, 540), "My works", folder="my_artworks", size=128, mode="center-crop",
+        N(2, "AtelierLoadImageFolder", (20, 570), "My works", folder="my_artworks", size=128, mode="center-crop",
           count=8),
         N(3, "AtelierEncode", (400, 280), "Encode works", box=(240, 80)),
         N(4, "AtelierLatentDirections", (760, 20), max_directions=8, box=(280, 80)),
@@ -309,7 +309,7 @@ WORKFLOWS = {
     "Atelier - Walk animation": build([
         NOTE(100, (20, 20), WALK_NOTE, box=(440, 220)),
         N(1, "AtelierLoadAutoencoder", (20, 280), ae_name="atelier/my_style_00001.safetensors", box=(340, 100)),
-        N(2, "AtelierLoadImageFolder", (20, 540), "Keyframes", folder="my_artworks", size=128, mode="center-crop",
+        N(2, "AtelierLoadImageFolder", (20, 570), "Keyframes", folder="my_artworks", size=128, mode="center-crop",
           count=4),
         N(3, "AtelierEncode", (400, 280), "Encode keyframes", box=(240, 80)),
         N(4, "AtelierLatentWalk", (760, 280), frames=48, method="slerp", easing="ease-in-out", loop=True,
@@ -396,7 +396,7 @@ WORKFLOWS = {
         NOTE(100, (20, 20), VARIATIONS_NOTE, box=(440, 240)),
         N(1, "AtelierLoadAutoencoder", (20, 300), ae_name="atelier/my_style_prior_00001.safetensors",
           box=(340, 100)),
-        N(2, "LoadImage", (20, 560), "A work", image="example.png", box=(340, 320)),
+        N(2, "LoadImage", (20, 590), "A work", image="example.png", box=(340, 320)),
         N(3, "AtelierEncode", (400, 300), box=(240, 80)),
     ] + [node for i, strength in enumerate((0.25, 0.5, 0.8)) for node in (
         N(4 + 3 * i, "AtelierLatentVariations", (780, 20 + 330 * i), f"Strength {strength}", strength=strength,

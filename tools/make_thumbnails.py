@@ -2,8 +2,10 @@
 """Writes workflows/<name>.jpg, the card ComfyUI's template browser shows for each workflow, from a real run of
 that workflow with the headless runner: generated artworks in a temporary input folder, short settings, and
 the last picture the workflow saves. Workflows that load a model run after the one that trains it.
-    python tools/make_thumbnails.py            # all (a few minutes on a laptop CPU)
+    python tools/make_thumbnails.py               # all, training 200 steps (a few CPU minutes)
+    python tools/make_thumbnails.py --steps 8     # a quick look (blocky pictures)
 """
+import argparse
 import glob
 import os
 import sys
@@ -21,8 +23,8 @@ from autoencoder_atelier.models import procedural  # noqa: E402
 from autoencoder_atelier.nodes import bridge  # noqa: E402
 
 SIDE = 512
-# Short runs: enough steps for recognisable pictures, small sizes for speed.
-CAPS = {"steps": 8, "size": 64, "crop_size": 64, "batch_size": 8, "count": 300, "width": 128, "height": 128,
+# Short runs: small sizes for speed; the steps (--steps) for recognisable pictures.
+CAPS = {"steps": 200, "size": 64, "crop_size": 64, "batch_size": 8, "count": 300, "width": 128, "height": 128,
         "frames": 12, "image_size": 64}
 
 
@@ -53,6 +55,9 @@ def thumbnail(path, out):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=CAPS["steps"], help="training steps of each run")
+    CAPS["steps"] = parser.parse_args().steps
     names = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(ROOT, "workflows", "*.json")))
     loads = lambda n: any(x["type"] == "AtelierLoadAutoencoder" for x in workflow.load(  # noqa: E731
         os.path.join(ROOT, "workflows", f"{n}.json"))["nodes"])

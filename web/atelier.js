@@ -40,19 +40,30 @@ async function showCard(node) {
   }
 }
 
+// Search aliases for the node search box, when the server did not send them (ComfyUI 0.3.64 does not).
+let aliases = {};
+
+function addAliases(defs) {
+  for (const def of defs) {
+    if (aliases[def.name] && !def.search_aliases?.length) def.search_aliases = aliases[def.name];
+  }
+}
+
 app.registerExtension({
   name: "AutoencoderAtelier.ShowText",
-  // Search aliases for the node search box, when the server did not send them (ComfyUI 0.3.64 does not).
   async addCustomNodeDefs(defs) {
     if (!Object.values(defs).some((d) => d.name?.startsWith("Atelier") && !d.search_aliases?.length)) return;
     try {
-      const aliases = await (await api.fetchApi("/atelier/search_aliases")).json();
-      for (const [name, words] of Object.entries(aliases)) {
-        if (defs[name] && !defs[name].search_aliases?.length) defs[name].search_aliases = words;
-      }
+      aliases = await (await api.fetchApi("/atelier/search_aliases")).json();
+      addAliases(Object.values(defs));
     } catch {
       // Without the route the nodes are still found by their names.
     }
+  },
+  // Newer frontends (1.58) rebuild the search from fresh server definitions when the lists are refreshed
+  // (R, or after a model is saved), without addCustomNodeDefs: add the aliases again.
+  beforeRegisterVueAppNodeDefs(defs) {
+    addAliases(defs);
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const name = SHOW_TEXT[nodeData.name];

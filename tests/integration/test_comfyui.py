@@ -558,9 +558,12 @@ def test_node_search_box_finds_our_nodes_by_the_words_artists_type(page):
         page.wait_for_timeout(200)
         return {titles[line.strip()] for text in offered for line in text.split("\n") if line.strip() in titles}
 
-    # Frontends that match search aliases (1.27 does not) find a node by a word only its aliases hold.
+    # Frontends that match search aliases (1.27 does not; 1.58 does, also after the lists were refreshed, as
+    # the workflow runs before this test did) find a node by a word only its aliases hold.
     with_aliases = search("montage") == {"AtelierImageGrid"}
     print(f"frontend {page.frontend_version} matches search aliases: {with_aliases}")
+    version = tuple(int(v) for v in re.findall(r"\d+", page.frontend_version)[:2])
+    assert with_aliases or version < (1, 58), "the search does not use the pack's aliases"
     for word in ("autoencoder", "latent", "train", "mix"):
         ours = search(word)
         print(f"'{word}' offers {sorted(ours)}")
