@@ -6,6 +6,7 @@ before a single weight is allocated, and pickles are never loaded. Writes go thr
 models/files.py: a failed save leaves no file behind and a new save never replaces another.
 """
 import datetime
+import functools
 import json
 import logging
 import math
@@ -248,8 +249,10 @@ class _ModelFile:
         for name, (dtype, shape, start, end) in self.entries.items():
             n = math.prod(shape)
             t = (torch.frombuffer(data, dtype=FLOAT_DTYPES[dtype], count=n, offset=start) if n
-                 else torch.empty(0, dtype=FLOAT_DTYPES[dtype]))
-            out[name] = t.reshape(shape).to(torch.float32, copy=True)
+                 else torch.empty(0, dtype=FLOAT_DTYPES[dtype])).reshape(shape)
+            # Aligned float32 is used where it lies: the buffer is this call's own and lives on with its tensors.
+            aligned = t.dtype == torch.float32 and start % 4 == 0
+            out[name] = t if aligned else t.to(torch.float32, copy=True)
         return out
 
 
@@ -424,16 +427,23 @@ TENSOR_GROUPS = {
 
 
 def _network_shapes(config):
-    """Weight names and shapes the config implies, computed on the meta device (no memory)."""
+    """Weight names and shapes the config implies."""
+    return dict(_meta_shapes(json.dumps(config, sort_keys=True))[0])
+
+
+@functools.lru_cache(maxsize=32)
+def _meta_shapes(config_json):
+    """({weight name: shape}, [parameter shapes in order]) from one build on the meta device (no memory, no
+    initialisation), cached: building a large network costs more than checking its file."""
     with torch.device("meta"):
-        net = build_network(config)
-    return {f"model.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
+        net = build_network(json.loads(config_json))
+    return ({f"model.{k}": tuple(v.shape) for k, v in net.state_dict().items()},
+            tuple(tuple(p.shape) for p in net.parameters()))
 
 
 def _check_tensors(path, config, tensors, meta):
     """Names and shapes against the config, before anything is read or allocated."""
-    with torch.device("meta"):
-        params = [tuple(p.shape) for p in build_network(config).parameters()]
+    params = list(_meta_shapes(json.dumps(config, sort_keys=True))[1])
     meta = {"prior": _prior_config(path, meta, config)}
     allowed = {}
     for group in TENSOR_GROUPS.values():
@@ -529,8 +539,9 @@ def load_autoencoder(path, device="cpu"):
     if not re.fullmatch(r"[0-9a-f]{8,64}", model_id):
         model_id = None
     try:
-        net = build_network(config)
-        net.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+        with torch.device("meta"):   # no random initialisation of weights that are replaced at once
+            net = build_network(config)
+        net.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")}, assign=True)
     except (RuntimeError, ValueError, KeyError) as e:  # checked above; a last line of defence, still our error
         raise _fail(path, f"its weights do not fit the network ({str(e)[:300]})", _DAMAGED) from None
     optimizer = _optimizer_from(t, "optim", len(list(net.parameters())))
