@@ -74,14 +74,15 @@ def encode_pyramid(ae, images, crop_cells, device="cpu", on_progress=None):
     return [z for view in scales(x, f, crop) for z in encode_views(ae, view, device, on_progress)], crop
 
 
-def encode_dataset(ae, dataset, crop, seed, device="cpu", on_progress=None):
+def encode_dataset(ae, dataset, crop, seed, device="cpu", on_progress=None, budget=MAX_LATENT_VALUES):
     """A dataset's latents, one work at a time: its composition (below) and a random composition-sized square
     (seeded) at each scale 1, 1/2 ... where the work is at least twice that, all mirrored too. Works smaller
     than the composition are scaled up, as for training. Four [N,C,crop,crop] tensors: compositions and
-    squares, then their mirror images."""
+    squares, then their mirror images. Stops as soon as they pass ``budget`` values, not after encoding a
+    collection of thousands."""
     f = ae.config["downscale"]
     side, g = crop * f, torch.Generator().manual_seed(int(seed))
-    parts = [[], [], [], []]
+    parts, total = [[], [], [], []], 0
     try:
         for i in range(len(dataset)):
             x = codec.prepare_images(ae, dataset.work(i, side).movedim(0, -1)[None].float().div(255), "crop")
@@ -90,6 +91,9 @@ def encode_dataset(ae, dataset, crop, seed, device="cpu", on_progress=None):
             for k, z in enumerate(encode_views(ae, torch.cat(views), device, on_progress)):
                 parts[2 * k].append(z[:1])
                 parts[2 * k + 1].append(z[1:])
+                total += z.numel()
+            if total > budget:
+                raise too_many_works()
     finally:
         dataset.release()
     return [torch.cat(p) for p in parts if sum(len(z) for z in p)]   # compositions first: an IMAGE batch's order
@@ -115,6 +119,11 @@ def square(x, side, generator=None):
     return x[..., top:top + side, left:left + side]
 
 
+def too_many_works():
+    return PriorError("these works are too many or too large for one prior (over 256 MB of latents); load them "
+                      "smaller or fewer (Load Image Folder's size and count, Load Dataset Folder's count)")
+
+
 def learn_prior(ae, works, crop_size=128, passes=2, device="cpu", on_progress=None, seed=0):
     """A new autoencoder (a clone of ``ae``) whose prior holds these works (an IMAGE batch or a dataset), added
     to any it already had. ``seed`` places a dataset's squares. ``on_progress`` runs after each encoding pass;
@@ -125,14 +134,14 @@ def learn_prior(ae, works, crop_size=128, passes=2, device="cpu", on_progress=No
     old = ae.prior
     crop = old.crop if old else max(2, crop_size // ae.config["downscale"])
     if isinstance(works, WorkFolder):
-        latents = encode_dataset(ae, works, crop, seed, device, on_progress)
+        budget = MAX_LATENT_VALUES - (sum(z.numel() for z in old.latents) if old else 0)
+        latents = encode_dataset(ae, works, crop, seed, device, on_progress, budget)
     else:
         latents, crop = encode_pyramid(ae, works, crop, device, on_progress)
     if old is not None:
         latents, crop = old.latents + latents, min(old.crop, crop)
     if sum(z.numel() for z in latents) > MAX_LATENT_VALUES:
-        raise PriorError("these works are too many or too large for one prior (over 256 MB of latents); load "
-                         "them smaller or fewer (Load Image Folder's size and count, Load Dataset Folder's count)")
+        raise too_many_works()
     out = ae.clone()
     out.prior = LatentPrior(latents, crop, passes)
     works = (old.summary.get("works", 0) if old else 0) + len(works)

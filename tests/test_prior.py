@@ -253,6 +253,21 @@ def test_a_dataset_of_works_of_any_size_and_the_bad_cases(base, tmp_path):
     assert dense.prior is None
 
 
+def test_a_dataset_too_large_for_one_prior_is_refused_as_soon_as_it_passes_the_budget(base, tmp_path, monkeypatch):
+    """Thousands of works: the refusal comes once the latents pass the budget, not after encoding them all."""
+    from autoencoder_atelier.models import prior_training
+    folder = str(tmp_path / "many")
+    procedural_works.write_folder(folder, count=8, size=SIZE, seed=9)
+    per_work = 2 * base.config["latent_channels"] * (SIZE // 4) ** 2   # the composition and its mirror image
+    monkeypatch.setattr(prior_training, "MAX_LATENT_VALUES", 2 * per_work + 1)
+    read, work = [], WorkFolder.work
+    monkeypatch.setattr(WorkFolder, "work", lambda self, i, *a: read.append(i) or work(self, i, *a))
+    before = model_digest(base)
+    with pytest.raises(ValueError, match="too many or too large for one prior"):
+        NODES["AtelierTrainLatentPrior"]().train(base, 2, 0, dataset=WorkFolder(folder), crop_size=SIZE)
+    assert read == [0, 1, 2] and base.prior is None and model_digest(base) == before
+
+
 def test_samples_too_close_to_a_work_are_drawn_again(with_prior):
     """The copy check: with it, samples keep a distance from every work that they do not keep without it."""
     guarded = with_prior.prior.clone().fit()
