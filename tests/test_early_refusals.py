@@ -79,7 +79,7 @@ def test_a_walk_with_one_keyframe_stops_the_demo_before_any_training_step(tmp_di
     calls = []
     counted(monkeypatch, Trainer, "step", calls)
     counted(monkeypatch, codec, "encode", calls)
-    code = cli.main(["-q", "run", os.path.join(ROOT, "workflows", "atelier_train_on_a_folder.json"),
+    code = cli.main(["-q", "run", cli.DEMO_WORKFLOW,
                      "--set", f"folder={json.dumps(str(art))}", "--set", "steps=5", "--set", "size=32",
                      "--set", "Keyframes.count=1"])
     err = capsys.readouterr().err
@@ -96,7 +96,7 @@ def test_unpairable_batches_stop_a_mix_before_encoding_and_the_loaders_run_once(
     calls = []
     counted(monkeypatch, codec, "encode", calls)
     counted(monkeypatch, runner.CORE_NODES["LoadImage"], "load_image", calls)
-    code = cli.main(["-q", "run", os.path.join(ROOT, "workflows", "atelier_load_encode_mix_decode.json"),
+    code = cli.main(["-q", "run", os.path.join(ROOT, "workflows", "Atelier - Mix two works.json"),
                      "--set", "ae_name=mine.safetensors", "--set", "Image A.image=a.gif",
                      "--set", "Image B.image=b.gif"])
     err = capsys.readouterr().err
