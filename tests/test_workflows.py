@@ -28,6 +28,21 @@ def test_the_promised_workflows_exist():
         "Variations of a work")} <= set(names())
 
 
+def test_every_workflow_the_code_and_docs_name_exists():
+    """A renamed workflow leaves no stale path behind in code, tests, benches, tools or the README."""
+    import re
+    named = re.compile(r'workflows(?:/|", ")([^"*<\n]+?\.json)')
+    stale = []
+    for folder, _dirs, files in os.walk(ROOT):
+        if any(part.startswith(".") for part in os.path.relpath(folder, ROOT).split(os.sep) if part != "."):
+            continue   # .venv, .git, caches
+        for f in files:
+            if f.endswith((".py", ".md", ".sh", ".js")) and f != "CHANGELOG.md":
+                with open(os.path.join(folder, f), encoding="utf-8") as fh:
+                    stale += [(f, n) for n in named.findall(fh.read()) if n not in names()]
+    assert stale == []
+
+
 def test_file_names_read_as_template_titles():
     """ComfyUI's template browser shows a pack's workflow by its file name as it is (no underscores replaced, no
     prefix dropped), among the core templates: 'Atelier - <what it does>'."""
