@@ -42,7 +42,22 @@ def folder_state(folder):
         return folder
 
 
-class AtelierLoadImageFolder(AtelierNode):
+class FolderLoader(AtelierNode):
+    """What both folder loaders share: the folder is checked before the prompt runs, the node reloads when the
+    folder's files change, and the headless pre-flight runs it first (it is read anyway before anything uses
+    it, so nothing is lost). Not a node itself: it has no FUNCTION and is not in NODES."""
+    CHEAP = True
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, folder):
+        return check_folder(folder)
+
+    @classmethod
+    def IS_CHANGED(cls, folder, *_, **__):   # the other inputs, by position or name, do not matter
+        return folder_state(folder)
+
+
+class AtelierLoadImageFolder(FolderLoader):
     DISPLAY_NAME = "Load Image Folder (Atelier)"
     SEARCH_ALIASES = ["training images", "training data", "train", "dataset", "load images", "batch"]
     DESCRIPTION = ("Loads every image in a folder (your artworks) as one batch of equal-sized images for "
@@ -51,7 +66,6 @@ class AtelierLoadImageFolder(AtelierNode):
     RETURN_NAMES = ("images",)
     OUTPUT_TOOLTIPS = ("The images as one batch, all size x size.",)
     FUNCTION = "load"
-    CHEAP = True   # read anyway before anything uses it, so the pre-flight loses nothing by running it first
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -66,19 +80,11 @@ class AtelierLoadImageFolder(AtelierNode):
             "seed": SEED("Seed for where random crops fall (random-crops mode).", advanced=True),
         }}
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, folder):
-        return check_folder(folder)
-
-    @classmethod
-    def IS_CHANGED(cls, folder, size, mode, count, seed=0):
-        return folder_state(folder)
-
     def load(self, folder, size, mode, count, seed=0):
         return (load_folder(bridge.image_folder(folder), size, mode, count, seed),)
 
 
-class AtelierLoadDataset(AtelierNode):
+class AtelierLoadDataset(FolderLoader):
     DISPLAY_NAME = "Load Dataset Folder (Atelier)"
     SEARCH_ALIASES = ["training data", "train", "dataset", "large collection", "full resolution", "crops", "lazy"]
     DESCRIPTION = ("A folder of artworks for training on random crops at full resolution, however many works and "
@@ -89,7 +95,6 @@ class AtelierLoadDataset(AtelierNode):
     RETURN_NAMES = ("dataset",)
     OUTPUT_TOOLTIPS = ("The works, read lazily while training (set the training node's crop_size).",)
     FUNCTION = "load"
-    CHEAP = True   # read anyway before anything uses it, so the pre-flight loses nothing by running it first
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -99,14 +104,6 @@ class AtelierLoadDataset(AtelierNode):
                             "(0 = full size). Crops are cut from the scaled work.", step=8, advanced=True),
             "count": INT(0, 0, 1_000_000, "How many works to use, in file-name order (0 = all).", advanced=True),
         }}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, folder):
-        return check_folder(folder)
-
-    @classmethod
-    def IS_CHANGED(cls, folder, max_side, count):
-        return folder_state(folder)
 
     def load(self, folder, max_side, count):
         return (WorkFolder(bridge.image_folder(folder), max_side, count),)
