@@ -34,14 +34,15 @@ from autoencoder_atelier.models.train import Trainer, TrainSettings
 from PIL import Image
 
 
-def cached_autoencoder(name, images, steps, crop):
+def cached_autoencoder(name, images, steps, crop, loss="mse"):
     """The default conv model (downscale 8, 8 channels) trained with the node's settings; cached in the temp folder."""
-    path = os.path.join(tempfile.gettempdir(), f"atelier_gen_{name}_{steps}_{crop}.safetensors")
+    tag = "" if loss == "mse" else f"_{loss}"   # the mse models' names from before --loss stay valid
+    path = os.path.join(tempfile.gettempdir(), f"atelier_gen_{name}_{steps}_{crop}{tag}.safetensors")
     if os.path.exists(path):
         return load_autoencoder(path)
     t = time.perf_counter()
     ae = Trainer(Autoencoder.new(default_config("conv"), seed=0), images,
-                 TrainSettings(steps=steps, seed=0, crop_size=crop)).run()
+                 TrainSettings(steps=steps, seed=0, crop_size=crop, loss=loss)).run()
     print(f"autoencoder: {steps} steps on {crop or 'whole'} px crops in {time.perf_counter() - t:.0f} s", flush=True)
     save_autoencoder(ae, path)
     return ae
@@ -149,7 +150,7 @@ def painting_case(args):
         xs = torch.randint(x.shape[2] - 95, (n,), generator=g)
         return torch.stack([x[0, y:y + 96, xx:xx + 96] for y, xx in zip(ys.tolist(), xs.tolist())])
 
-    ae = cached_autoencoder(f"painting_{args.painting}", left, args.ae_steps, 64)
+    ae = cached_autoencoder(f"painting_{args.painting}", left, args.ae_steps, 64, args.loss)
     prior_ae = train_prior(ae, left, args)
     figures(f"one painting ({name}, 512 px tall)", ae, prior_ae, crops(left, 80, 1), crops(right, 25, 2),
             args.samples, 0, args.out)
@@ -160,6 +161,7 @@ def main():
     ap.add_argument("--ae-steps", type=int, default=600, help="autoencoder training steps (node defaults otherwise)")
     ap.add_argument("--ae-crop", type=int, default=64, help="autoencoder training crops (quality.py's art setting)")
     ap.add_argument("--crop-size", type=int, default=128, help="Train Latent Prior's crop_size")
+    ap.add_argument("--loss", default="mse", choices=["mse", "sharp"], help="the autoencoder's training loss")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--painting", default="", help="also the one-painting case, e.g. starry, wave, shipwreck")
     ap.add_argument("--out", default="", help="folder for PNG grids of the samples")
@@ -168,7 +170,7 @@ def main():
     torch.set_num_threads(args.threads)
     images = load_folder(os.path.join(SHARED, "art", "thumbs"), 96, "center-crop")
     train, held = images[:80], images[80:]
-    ae = cached_autoencoder("thumbs", train, args.ae_steps, args.ae_crop)
+    ae = cached_autoencoder("thumbs", train, args.ae_steps, args.ae_crop, args.loss)
     prior_ae = train_prior(ae, train, args)
     figures("thumbs", ae, prior_ae, train, held, args.samples, 0, args.out)
     speed(prior_ae, args.out)

@@ -36,6 +36,7 @@ SNAPSHOT_EVERY = 50   # steps between "last good" copies kept for NaN recovery
 KEPT_HISTORY = 100_000   # loss values training keeps (the latest), well under storage.MAX_FILE_HISTORY
 PREVIEW_SECONDS = 3.0  # how often a live reconstruction preview is due
 VALIDATE_EVERY = 50   # steps between validation scores (also at the start and the end of a run)
+SHARP_SLACK_DB = 0.5  # sharp keeps its latest validated weights within this much of the best held-out PSNR
 
 
 @dataclass
@@ -312,12 +313,20 @@ class Trainer:
         v, at = validation.score(self.net, self.val, self.val_input), self.start_step + i
         if not self.val_history or self.val_history[-1][0] != at:   # a resumed run's step 0 is scored already
             self.val_history.append([at, v])
-        # sharp trades a little PSNR for texture by design: keep only steps where the adversary had its say.
-        warmup = self.settings.sharp_warmup if self.adversary is not None else 0
-        first_sharp = at >= warmup > self.start_step + self.best["step"]
-        if at >= warmup and ("val" not in self.best or first_sharp or v > self.best["val"]):
-            self.best = snapshot or self._snapshot(i)
-            self.best["val"] = v
+        # sharp trades a little PSNR for texture by design: keep only steps where the adversary had its say,
+        # and the latest of them whose PSNR is near the best (the best PSNR would favour the blurriest).
+        sharp = self.adversary is not None
+        warmup = self.settings.sharp_warmup if sharp else 0
+        if at < warmup:
+            return
+        if "val" in self.best and not warmup > self.start_step + self.best["step"]:
+            self.peak = max(self.peak, v)
+            if (v < self.peak - SHARP_SLACK_DB) if sharp else (v <= self.best["val"]):
+                return
+        else:
+            self.peak = v
+        self.best = snapshot or self._snapshot(i)
+        self.best["val"] = v
 
     def _out_of_memory(self, kind):
         """Free memory, measure which batch size fits, and say so (``kind``: "GPU memory" or "memory"). The

@@ -168,3 +168,18 @@ def test_sharp_refuses_crops_smaller_than_its_discriminator_sees():
     """Found by the long fuzz profile: 2x2 images crashed the discriminator's convolutions."""
     with pytest.raises(TrainingError, match="at least 8x8"):
         Trainer(tiny_ae("conv"), procedural(2, 4), TrainSettings(steps=1, loss="sharp", crop_size=0))
+
+
+def test_sharp_keeps_its_latest_weights_near_the_best_held_out_psnr(monkeypatch):
+    """Early stopping on PSNR alone would keep sharp's blurriest step; it keeps the latest one within
+    SHARP_SLACK_DB of the best instead, and still drops steps that memorise (PSNR falling further)."""
+    from autoencoder_atelier.models import train as train_module
+
+    scripted = iter([20.0, 21.0, 20.7, 20.2, 20.9])   # steps 0, 50, 100, 150, 200
+    monkeypatch.setattr(validation, "score", lambda *a: next(scripted))
+    assert train_module.SHARP_SLACK_DB == 0.5
+    out = Trainer(tiny_ae(), procedural(20, 32), TrainSettings(steps=200, **{**SHARP, "sharp_warmup": 0})).run()
+    assert out.state.step == 200
+    scripted = iter([20.0, 21.0, 20.7, 20.2, 20.4])
+    out = Trainer(tiny_ae(), procedural(20, 32), TrainSettings(steps=200, **{**SHARP, "sharp_warmup": 0})).run()
+    assert out.state.step == 100
