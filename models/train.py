@@ -107,7 +107,9 @@ class Trainer:
             # sharp: the discriminator resumes from the file; other losses leave a saved one untouched.
             self.adversary = Adversary(self.net.channels, self.ae.state.adversary, self.device) \
                 if s.loss == "sharp" else None
-            # The layer the adversarial weight is balanced at (VQGAN): the conv path's last convolution.
+            # The layer the adversarial weight is balanced at (VQGAN): the last Conv2d registered, which for
+            # conv models is the linear path's dec_linear, not the conv pyramid's last layer (bench/RESULTS.md,
+            # "Sharpness at 48x": balancing there instead is the lead for issue 16).
             self.last_layer = [m for m in self.net.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight \
                 if self.adversary else None
         self.scaler = self._grad_scaler() if self.autocast == torch.float16 else None
