@@ -321,9 +321,10 @@ class Trainer:
         warmup = self.settings.sharp_warmup if sharp else 0
         if at < warmup:
             return
-        if "val" in self.best and not warmup > self.start_step + self.best["step"]:
-            self.peak = max(self.peak, v)
-            if (v < self.peak - SHARP_SLACK_DB) if sharp else (v <= self.best["val"]):
+        if "val" in self.best and self.start_step + self.best["step"] >= warmup:   # a step after the warm-up is kept
+            self.peak = max(self.peak, v)   # the best held-out PSNR since the warm-up, in this run
+            worse = v < self.peak - SHARP_SLACK_DB if sharp else v <= self.best["val"]
+            if worse:
                 return
         else:
             self.peak = v
