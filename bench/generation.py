@@ -12,15 +12,18 @@ Novelty: each sample's RMS distance to its nearest training work, as a ratio to 
 (goal: median >= 0.8, none < 0.5). The autoencoder is trained once and cached in the temp folder.
 """
 import argparse
+import json
 import os
 import resource
 import tempfile
 import time
+import zlib
 
 import numpy as np
 import swd
 import torch
 from _pack import SHARED
+from seams import seam_ratio
 from autoencoder_atelier.models import codec
 from autoencoder_atelier.models.autoencoder import Autoencoder
 from autoencoder_atelier.models.config import default_config
@@ -36,12 +39,14 @@ from PIL import Image
 
 def cached_autoencoder(name, images, steps, crop, loss="mse"):
     """The default conv model (downscale 8, 8 channels) trained with the node's settings; cached in the temp folder."""
-    tag = "" if loss == "mse" else f"_{loss}"   # the mse models' names from before --loss stay valid
+    config = default_config("conv")
+    # The default config is in the name, so a cache from before a change of defaults is not reused.
+    tag = ("" if loss == "mse" else f"_{loss}") + f"_{zlib.crc32(json.dumps(config, sort_keys=True).encode()):08x}"
     path = os.path.join(tempfile.gettempdir(), f"atelier_gen_{name}_{steps}_{crop}{tag}.safetensors")
     if os.path.exists(path):
         return load_autoencoder(path)
     t = time.perf_counter()
-    ae = Trainer(Autoencoder.new(default_config("conv"), seed=0), images,
+    ae = Trainer(Autoencoder.new(config, seed=0), images,
                  TrainSettings(steps=steps, seed=0, crop_size=crop, loss=loss)).run()
     print(f"autoencoder: {steps} steps on {crop or 'whole'} px crops in {time.perf_counter() - t:.0f} s", flush=True)
     save_autoencoder(ae, path)
@@ -83,13 +88,14 @@ def figures(label, ae, prior_ae, train, held, n, seed, out):
     ceiling, floor = rows["(c) decoder ceiling"]["mean"], rows["(d) real floor"]["mean"]
     print(f"\n{label}: {len(train)} train / {len(held)} held out, {h * ae.config['downscale']} px, {n} samples "
           f"({sample_s:.1f} s to sample and decode)")
-    print("| set vs held-out | SWD x1e3 per level (finest first) | mean | / ceiling | / floor | novelty median / min |")
-    print("|---|---|---|---|---|---|")
+    print("| set vs held-out | SWD x1e3 per level (finest first) | mean | / ceiling | / floor | novelty median / min "
+          "| seam ratio |")
+    print("|---|---|---|---|---|---|---|")
     for k, r in rows.items():
         nov = swd.novelty(sets[k], train, held) if k[1] in "abp" else None
         nov_s = f"{nov['median_ratio']:.2f} / {nov['min_ratio']:.2f}" if nov else ""
         print(f"| {k} | {' '.join(f'{v:.1f}' for v in r['levels'])} | {r['mean']:.1f} | {r['mean'] / ceiling:.2f}x | "
-              f"{r['mean'] / floor:.2f}x | {nov_s} |", flush=True)
+              f"{r['mean'] / floor:.2f}x | {nov_s} | {seam_ratio(sets[k], ae.config['downscale']):.2f} |", flush=True)
     if out:   # four rows of samples over one row of the works they came from (the README's picture)
         os.makedirs(out, exist_ok=True)
         grid = image_grid(torch.cat([samples[:32], train[:8]]), columns=8)

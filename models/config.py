@@ -20,6 +20,7 @@ LIMITS = {
     "width": (4, 512),
     "image_size": (4, 512),   # the fixed input side of fixed-size (dense) models, else the preview size
     "blocks": (0, 8),         # residual blocks per scale (conv)
+    "linear_reach": (0, 1),   # latent cells each side the conv models' linear decoder reads (networks.py)
 }
 MAX_PARAMETERS = 200_000_000
 
@@ -35,6 +36,7 @@ def default_config(architecture="conv", **overrides):
         "downscale": 8,
         "width": 32,
         "blocks": 1,
+        "linear_reach": 1,
         "image_size": 64,
         "channels": 3,
     }
@@ -43,8 +45,8 @@ def default_config(architecture="conv", **overrides):
     return validate_config(base)
 
 
-def _int_field(cfg, key):
-    value = cfg.get(key)
+def _int_field(cfg, key, missing=None):
+    value = cfg.get(key, missing)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"config field '{key}' must be an integer, got {value!r}")
     lo, hi = LIMITS[key]
@@ -70,6 +72,8 @@ def validate_config(cfg):
         raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     # A fixed-size (dense) model's latent is one vector: it has no downscale.
     out["downscale"], out["channels"] = 1 if ARCHITECTURES[arch].fixed_size else downscale, channels
+    # Files from before lapped decoding have no linear_reach: their linear decoder reads one cell (0).
+    out["linear_reach"] = 0 if ARCHITECTURES[arch].fixed_size else _int_field(cfg, "linear_reach", 0)
     if out["image_size"] % out["downscale"]:
         # image_size is only the training/preview size for conv models; keep it consistent.
         out["image_size"] = max(downscale, out["image_size"] // downscale * downscale)

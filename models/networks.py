@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import interrupt
 from .layers import blocks, conv3, reach, upsample
 from .pca import principal_components
 
@@ -48,7 +49,8 @@ class AutoencoderNet(nn.Module):
         """(encoder, decoder) receptive-field radius in latent cells: the context a tile needs."""
         enc, _ = reach(self.encoder)
         dec, _ = reach(self.decoder)
-        return math.ceil(enc / self.downscale), math.ceil(dec)
+        linear = getattr(self, "dec_linear", None)   # conv models' linear path reads neighbouring cells too
+        return math.ceil(enc / self.downscale), math.ceil(max(dec, reach(linear)[0] if linear is not None else 0))
 
     def to_model_channels(self, x):
         """RGB batch -> the model's own channel count (luma for grayscale models)."""
@@ -87,7 +89,7 @@ class DenseAutoencoder(AutoencoderNet):
     fixed_size = True
     autocast = False   # its small matrix products gain less from bf16 than the casts cost
     memory_format = torch.contiguous_format
-    defaults = dict(latent_channels=16, downscale=1, width=64, image_size=28)
+    defaults = dict(latent_channels=16, downscale=1, width=64, image_size=28, linear_reach=0)
 
     def __init__(self, config):
         super().__init__(config)
@@ -118,10 +120,13 @@ def full_precision(x):
 class ConvAutoencoder(AutoencoderNet):
     """Two paths from image to latent and back.
 
-    A linear path (a 1x1 projection of each downscale x downscale pixel block, and its mirror in
-    the decoder) can be set to PCA of the training images' blocks (``init_linear_from``), so a
-    fresh model starts as good as a linear code; a residual conv pyramid beside it, whose last
-    layers start at zero, learns what linear coding cannot (context across blocks, nonlinearity).
+    A linear path (a 1x1 projection of each downscale x downscale pixel block; in the decoder, each
+    block from the codes of its cell and the ``linear_reach`` cells around it) can be set to a linear
+    code of the training images (``init_linear_from``), so a fresh model starts at least as good as
+    PCA; a residual conv pyramid beside it, whose last layers start at zero, learns what linear coding
+    cannot (context across blocks, nonlinearity). Reading the neighbours' codes is what lets the linear
+    decoder blend a block into the next: decoded one cell at a time (``linear_reach`` 0, files from
+    before it) every block edge shows, and training only ever hid part of that 8-pixel grid.
     """
 
     starts_from_pca = True
@@ -151,7 +156,8 @@ class ConvAutoencoder(AutoencoderNet):
             dec.append(nn.PixelShuffle(2))
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
         block = self.channels * self.downscale ** 2
-        self.enc_linear, self.dec_linear = nn.Conv2d(block, z, 1), nn.Conv2d(z, block, 1)
+        r = config["linear_reach"]
+        self.enc_linear, self.dec_linear = nn.Conv2d(block, z, 1), nn.Conv2d(z, block, 2 * r + 1, padding=r)
         for last in (enc[-1], dec[-2] if stem == 2 else dec[-1]):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
@@ -177,8 +183,11 @@ class ConvAutoencoder(AutoencoderNet):
 
     @torch.no_grad()
     def init_linear_from(self, images, max_rows=200_000):
-        """Set the linear path to PCA of the images' pixel blocks ([N,C,H,W] in 0..1, H and W divisible by f)."""
-        u = F.pixel_unshuffle(self.to_model_channels(images).float() * 2.0 - 1.0, self.downscale)
+        """Set the linear path to a linear code of the images ([N,C,H,W] in 0..1, H and W divisible by f): the
+        encoder to PCA of their pixel blocks, the decoder to the least-squares map from each cell's code
+        neighbourhood to its block (PCA's own mirror when it reads one cell: the least-squares answer then)."""
+        x = self.to_model_channels(images).float() * 2.0 - 1.0
+        u = F.pixel_unshuffle(x, self.downscale)
         rows = u.movedim(1, -1).reshape(-1, u.shape[1])
         if rows.shape[0] > max_rows:
             rows = rows[torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))[:max_rows]]
@@ -188,9 +197,47 @@ class ConvAutoencoder(AutoencoderNet):
         basis, mean = basis.float(), mean.float()
         self.enc_linear.weight.copy_(basis[:, :, None, None])
         self.enc_linear.bias.copy_(-(basis @ mean))
+        if self.dec_linear.kernel_size[0] == 1:
+            weight, bias = basis.T[:, :, None, None], mean
+        else:
+            codes = F.conv2d(x, basis.view(self.latent_channels, -1, self.downscale, self.downscale),
+                             -(basis @ mean), stride=self.downscale)
+            weight, bias = lapped_fit(codes, u, self.dec_linear.padding[0], max_rows)
         # The decoder works in 0..1 (offset 0.5 added in decode_raw): halve the [-1,1] reconstruction.
-        self.dec_linear.weight.copy_(basis.T[:, :, None, None] / 2.0)
-        self.dec_linear.bias.copy_(mean / 2.0)
+        self.dec_linear.weight.copy_(weight / 2.0)
+        self.dec_linear.bias.copy_(bias / 2.0)
+
+
+LAPPED_FLOPS = 1 << 37   # bound on a lapped fit's normal equations (seconds on 2 cores even at 256 latent channels)
+LAPPED_RIDGE = 1e-4      # relative ridge: keeps channels PCA left empty (and near-empty ones) at zero weight
+
+
+def lapped_fit(codes, blocks, reach, max_rows):
+    """Least-squares weights [B, Z, k, k] and bias [B] of a k x k convolution (k = 2 * reach + 1, zero padding,
+    as the decoder's) that maps latent codes [N,Z,h,w] to pixel blocks [N,B,h,w], from at most ``max_rows``
+    cells drawn with a fixed seed (fewer for wide latents, so the normal equations stay within LAPPED_FLOPS)."""
+    n, z, h, w = codes.shape
+    k = 2 * reach + 1
+    feats = z * k * k + 1
+    count = min(n * h * w, max_rows, max(1, LAPPED_FLOPS // feats ** 2))
+    picks = torch.randperm(n * h * w, generator=torch.Generator().manual_seed(0))[:count].to(codes.device)
+    padded = F.pad(codes, (reach,) * 4)
+    offsets = torch.arange(k, device=codes.device)
+    xtx = codes.new_zeros(feats, feats, dtype=torch.float64)
+    xty = codes.new_zeros(feats, blocks.shape[1], dtype=torch.float64)
+    for part in picks.split(max(1, (1 << 26) // feats)):   # ~0.5 GB of float64 rows at a time, Cancel between
+        interrupt.check()
+        i, yx = part // (h * w), part % (h * w)
+        y, x = yx // w, yx % w
+        near = padded[i[:, None, None], :, y[:, None, None] + offsets[:, None], x[:, None, None] + offsets]
+        rows = torch.cat([near.permute(0, 3, 1, 2).reshape(len(part), -1), near.new_ones(len(part), 1)], 1).double()
+        xtx.addmm_(rows.T, rows)
+        xty.addmm_(rows.T, blocks[i, :, y, x].double())
+    ridge = LAPPED_RIDGE * xtx.diagonal()[:-1].mean().clamp_min(1e-12)
+    xtx[:-1, :-1] += ridge * torch.eye(feats - 1, dtype=xtx.dtype, device=xtx.device)
+    solution = torch.linalg.solve(xtx, xty)   # [feats, B]
+    weight = solution[:-1].T.reshape(-1, z, k, k)
+    return weight.float(), solution[-1].float()
 
 
 class ConvVAE(ConvAutoencoder):

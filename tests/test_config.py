@@ -13,7 +13,7 @@ from autoencoder_atelier.models.networks import ARCHITECTURES, build_network
 
 def good(**overrides):
     cfg = {"architecture": "conv", "latent_channels": 8, "downscale": 8, "width": 32, "blocks": 1,
-           "image_size": 64, "channels": 3}
+           "image_size": 64, "channels": 3, "linear_reach": 1}
     cfg.update(overrides)
     return cfg
 
@@ -23,7 +23,8 @@ def test_default_config_is_valid_and_stable(arch):
     cfg = default_config(arch)
     assert cfg["architecture"] == arch
     assert validate_config(cfg) == cfg
-    assert set(cfg) == {"architecture", "latent_channels", "downscale", "width", "blocks", "image_size", "channels"}
+    assert set(cfg) == {"architecture", "latent_channels", "downscale", "width", "blocks", "image_size", "channels",
+                        "linear_reach"}
 
 
 def test_dense_defaults_are_the_mnist_mlp():
@@ -43,7 +44,7 @@ def test_validate_returns_clean_copy_without_unknown_keys():
     ("latent_channels", 10 ** 9), ("latent_channels", 0), ("latent_channels", -8), ("latent_channels", 257),
     ("width", 10 ** 6), ("width", 3), ("width", 513), ("width", -1),
     ("image_size", 10 ** 6), ("image_size", 0), ("image_size", 513),
-    ("blocks", 9), ("blocks", -1), ("blocks", 10 ** 12),
+    ("blocks", 9), ("blocks", -1), ("blocks", 10 ** 12), ("linear_reach", 2), ("linear_reach", -1),
 ])
 def test_out_of_range_integers_are_refused(field, value):
     with pytest.raises(ConfigError) as e:
@@ -54,7 +55,7 @@ def test_out_of_range_integers_are_refused(field, value):
     assert f"{lo}..{hi}" in msg
 
 
-@pytest.mark.parametrize("field", ["latent_channels", "width", "image_size", "blocks"])
+@pytest.mark.parametrize("field", ["latent_channels", "width", "image_size", "blocks", "linear_reach"])
 @pytest.mark.parametrize("value", [True, False, 8.0, 8.5, "8", None, [8], {"v": 8}])
 def test_wrong_types_for_integer_fields_are_refused(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -68,6 +69,15 @@ def test_missing_fields_are_refused(field):
     del cfg[field]
     with pytest.raises(ConfigError):
         validate_config(cfg)
+
+
+def test_configs_from_before_lapped_decoding_keep_their_one_cell_linear_decoder():
+    old = good()
+    del old["linear_reach"]
+    assert validate_config(old)["linear_reach"] == 0
+    assert build_network(validate_config(old)).dec_linear.kernel_size == (1, 1)
+    assert build_network(validate_config(good())).dec_linear.kernel_size == (3, 3)
+    assert validate_config(good(architecture="dense"))["linear_reach"] == 0   # no grid, no neighbours
 
 
 @pytest.mark.parametrize("value", [3, 0, 32, -8, 1024, True, "8", None, 2.5])
@@ -162,6 +172,7 @@ config_dicts = st.fixed_dictionaries({
     "width": st.integers(-4, 600),
     "image_size": st.integers(-4, 600),
     "blocks": st.integers(-2, 10),
+    "linear_reach": st.integers(-1, 2),
     "downscale": st.sampled_from([0, 1, 2, 3, 4, 8, 16, 32]),
     "channels": st.sampled_from([0, 1, 2, 3, 4]),
 })

@@ -114,17 +114,23 @@ def test_validation_holds_back_works_and_keeps_the_best_step():
     assert last.state.step == 20 and last.state.summary["held_out"] == 0
 
 
-def test_a_fresh_model_starts_exactly_at_pca_of_its_training_works():
+@pytest.mark.parametrize("reach", [0, 1])
+def test_a_fresh_model_starts_at_least_at_pca_of_its_training_works(reach):
     """The issue's 1.3 dB gap between a fresh model and PCA came from PCA fitted and scored elsewhere: fitted
-    on the same works (whole images, not crops), step 0 *is* the linear code."""
+    on the same works (whole images, not crops), step 0 *is* the linear code; decoding each block from its
+    neighbours' codes too (lapped, the default) starts above it."""
     imgs = procedural(20, 32)
-    trainer = Trainer(tiny_ae(), imgs, TrainSettings(steps=10, seed=0))
+    trainer = Trainer(tiny_ae(linear_reach=reach), imgs, TrainSettings(steps=10, seed=0))
     f = 4
     rows = lambda x: torch.nn.functional.pixel_unshuffle(x, f).movedim(1, -1).reshape(-1, 3 * f * f)  # noqa: E731
     mean, basis, _ = principal_components(rows(trainer.data), 8)
     val = rows(trainer.val).double()
-    pca_mse = (((val - mean) @ basis.T @ basis + mean).clamp(0, 1) - val).square().mean().item()
-    assert validation.score(trainer.net, trainer.val) == pytest.approx(10 * math.log10(1 / pca_mse), abs=0.01)
+    pca = 10 * math.log10(1 / (((val - mean) @ basis.T @ basis + mean).clamp(0, 1) - val).square().mean().item())
+    start = validation.score(trainer.net, trainer.val)
+    if reach == 0:
+        assert start == pytest.approx(pca, abs=0.01)
+    else:
+        assert start > pca + 0.2
 
 
 def test_crop_size_auto_follows_the_images():

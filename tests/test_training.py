@@ -32,13 +32,13 @@ def test_short_training_beats_the_mean_image_baseline():
     # Whole images and no held-back works: this checks what training can fit, not what generalises.
     trainer = Trainer(ae, imgs, TrainSettings(steps=100, batch_size=8, learning_rate=5e-3, seed=0, crop_size=32,
                                               validation=False))
-    with torch.no_grad():  # a fresh conv model starts from PCA of the images' pixel blocks
+    with torch.no_grad():  # a fresh conv model starts from a linear code of the images (PCA, lapped decoding)
         x = imgs.movedim(-1, 1)
         linear = torch.mean((trainer.net.decode(trainer.net.encode(x)) - x) ** 2).item()
     assert linear < 0.05 * baseline
     out = trainer.run()
     mse = reconstruction_mse(out, imgs)
-    assert mse < 0.8 * linear, (mse, linear)   # training adds what a linear code cannot
+    assert mse < 0.95 * linear, (mse, linear)   # training adds what a linear code cannot (lapped: the start is strong)
     h = out.state.loss_history
     assert len(h) == 100 and all(math.isfinite(v) for v in h)
     assert sum(h[-10:]) / 10 < 0.85 * h[0]
@@ -362,7 +362,9 @@ def test_dense_and_grayscale_models_learn():
     dense = train(tiny_ae("dense", image_size=16), imgs, TrainSettings(steps=40, batch_size=8, learning_rate=1e-2))
     h = dense.state.loss_history
     assert sum(h[-5:]) / 5 < 0.8 * h[0]
-    conv = train(tiny_ae("conv", channels=1), imgs, TrainSettings(steps=40, batch_size=8, learning_rate=1e-2))
+    # No held-back works: this checks that a grayscale model fits, not that 40 steps beat its lapped start.
+    conv = train(tiny_ae("conv", channels=1), imgs, TrainSettings(steps=40, batch_size=8, learning_rate=1e-2,
+                                                                 validation=False))
     assert conv.state.loss_history[-1] < 0.05 * baseline
 
 
@@ -470,13 +472,15 @@ def test_pca_initialisation_is_for_plain_conv_models_only(images):
         assert changed == expect_init, arch
 
 
-@pytest.mark.parametrize("kind,gain_db", [("noise", 5.0), ("holes", 0.5)])
-def test_restoration_training_repairs_damaged_held_out_images(kind, gain_db):
+# Holes take longer to learn from the lapped start (it already re-makes what it is shown, holes too):
+# +0.35 dB at 150 steps, +2.2 at 300 (one-cell decoding: +1.6, +2.5).
+@pytest.mark.parametrize("kind,gain_db,steps", [("noise", 5.0, 150), ("holes", 1.0, 300)])
+def test_restoration_training_repairs_damaged_held_out_images(kind, gain_db, steps):
     from autoencoder_atelier.models.corruption import corrupt
     from autoencoder_atelier.models.losses import psnr
     imgs = procedural(32, 48)
     ae = train(tiny_ae("conv", downscale=4, latent_channels=8, width=16), imgs[:24],
-               TrainSettings(steps=150, batch_size=8, learning_rate=3e-3, corruption=kind, corruption_strength=0.5))
+               TrainSettings(steps=steps, batch_size=8, learning_rate=3e-3, corruption=kind, corruption_strength=0.5))
     clean = imgs[24:].movedim(-1, 1)
     damaged = corrupt(clean, kind, 0.5, torch.Generator().manual_seed(123))
     with torch.no_grad():
