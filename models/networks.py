@@ -225,7 +225,7 @@ def lapped_fit(codes, blocks, reach, max_rows):
     offsets = torch.arange(k, device=codes.device)
     xtx = codes.new_zeros(feats, feats, dtype=torch.float64)
     xty = codes.new_zeros(feats, blocks.shape[1], dtype=torch.float64)
-    for part in picks.split(max(1, (1 << 26) // feats)):   # ~0.5 GB of float64 rows at a time, Cancel between
+    for part in picks.split(max(1, (1 << 22) // feats)):   # 32 MB of float64 rows at a time, Cancel between
         interrupt.check()
         i, yx = part // (h * w), part % (h * w)
         y, x = yx // w, yx % w
