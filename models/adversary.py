@@ -15,7 +15,8 @@ from .optim import adamw, load_optimizer_state, optimizer_state
 DISC_WIDTH = 32       # channels of the first layer (doubling twice)
 DISC_LR_RATIO = 1.0   # the discriminator's learning rate relative to the autoencoder's
 DISC_BETAS = (0.5, 0.9)  # Adam's usual GAN setting (DCGAN, VQGAN): short memory for a moving target
-ADV_WEIGHT = 0.5      # scale of the adaptively weighted adversarial term (VQGAN: 0.5-0.8, beside LPIPS)
+ADV_WEIGHT = 1.0      # scale of the adaptively weighted adversarial term (VQGAN: 0.5-0.8, but beside LPIPS;
+                      # alone, 0.5 left the finest-level SWD at 0.98x mse's, 1.0 brings it to 0.63x: RESULTS.md)
 MAX_ADAPTIVE = 1e4    # VQGAN's clamp on the gradient-norm ratio
 
 
@@ -46,9 +47,14 @@ def expected_shapes(channels):
     return {k: tuple(v.shape) for k, v in d.state_dict().items()}, [tuple(p.shape) for p in d.parameters()]
 
 
-def diff_augment(x, generator):
+def diff_augment(x, generator, cell=1):
     """DiffAugment's colour + translation + cutout, differentiable in x, random draws from ``generator``
-    (CPU) so a run is repeatable. Real and fake batches each get their own draws."""
+    (CPU) so a run is repeatable. Real and fake batches each get their own draws.
+
+    Translations are whole latent cells (``cell`` pixels): the discriminator's stride-8 features then
+    always sit at the same phase of a reconstruction's cell grid, so edges painted at the cell period
+    look fake to it. Shifted by any pixel count it never learned that, and the decoder painted its
+    detail as 8-pixel cells (bench/RESULTS.md, "Lapped linear decoding")."""
     b, dev = x.shape[0], x.device
 
     def rand(*shape):
@@ -61,10 +67,10 @@ def diff_augment(x, generator):
     m = x.mean((1, 2, 3), keepdim=True)
     x = (x - m) * (rand(b, 1, 1, 1) + 0.5) + m                                 # contrast
     h, w = x.shape[-2:]
-    # Translation by up to 1/8 of the side, zero-filled: one gather per axis.
-    sy, sx = max(1, h // 8), max(1, w // 8)
-    ty = (rand(b) * (2 * sy + 1)).long() - sy
-    tx = (rand(b) * (2 * sx + 1)).long() - sx
+    # Translation by up to 1/8 of the side (at least one cell), zero-filled: one gather per axis.
+    sy, sx = max(1, h // 8 // cell), max(1, w // 8 // cell)
+    ty = ((rand(b) * (2 * sy + 1)).long() - sy) * cell
+    tx = ((rand(b) * (2 * sx + 1)).long() - sx) * cell
     rows = (torch.arange(h, device=dev)[None] + ty.view(-1, 1) + 1).clamp(0, h + 1)   # +1: the zero border
     cols = (torch.arange(w, device=dev)[None] + tx.view(-1, 1) + 1).clamp(0, w + 1)
     p = F.pad(x, (1, 1, 1, 1))
@@ -100,8 +106,9 @@ class Adversary:
     """The discriminator and its optimizer, and the state of both that travels in the model file
     (``TrainState.adversary``: {"weights": {name: tensor}, "optimizer": {index: moments}})."""
 
-    def __init__(self, channels, saved=None, device="cpu"):
+    def __init__(self, channels, saved=None, device="cpu", cell=1):
         self.net = PatchDiscriminator(channels).to(device)
+        self.cell = cell   # the autoencoder's downscale: diff_augment shifts by whole cells
         self.opt = adamw(self.net.parameters(), 1e-4, DISC_BETAS)
         if saved:
             self.net.load_state_dict(saved["weights"])
@@ -119,15 +126,15 @@ class Adversary:
     def generator_term(self, fake, generator):
         """The autoencoder's adversarial loss on its (augmented) reconstructions; the discriminator's
         weights get gradients from it too, which its own step clears."""
-        return generator_loss(self.net(diff_augment(fake, generator)))
+        return generator_loss(self.net(diff_augment(fake, generator, self.cell)))
 
     def step(self, real, fake, generator, lr):
         """One discriminator update on real crops vs detached reconstructions. Returns its loss, or None
         if the loss or the gradient was not finite (nothing is changed then)."""
         for group in self.opt.param_groups:
             group["lr"] = lr * DISC_LR_RATIO
-        loss = discriminator_loss(self.net(diff_augment(real, generator)),
-                                  self.net(diff_augment(fake.detach(), generator)))
+        loss = discriminator_loss(self.net(diff_augment(real, generator, self.cell)),
+                                  self.net(diff_augment(fake.detach(), generator, self.cell)))
         if not torch.isfinite(loss):
             return None
         self.opt.zero_grad(set_to_none=True)
