@@ -67,8 +67,9 @@ def diff_augment(x, generator, cell=1):
     m = x.mean((1, 2, 3), keepdim=True)
     x = (x - m) * (rand(b, 1, 1, 1) + 0.5) + m                                 # contrast
     h, w = x.shape[-2:]
-    # Translation by up to 1/8 of the side (at least one cell), zero-filled: one gather per axis.
-    sy, sx = max(1, h // 8 // cell), max(1, w // 8 // cell)
+    # Translation by up to 1/8 of the side in whole cells (none where a cell is more than that), zero-filled:
+    # one gather per axis.
+    sy, sx = max(1, h // 8) // cell, max(1, w // 8) // cell
     ty = ((rand(b) * (2 * sy + 1)).long() - sy) * cell
     tx = ((rand(b) * (2 * sx + 1)).long() - sx) * cell
     rows = (torch.arange(h, device=dev)[None] + ty.view(-1, 1) + 1).clamp(0, h + 1)   # +1: the zero border

@@ -227,3 +227,13 @@ def test_a_short_sharp_training_paints_finer_detail_than_mse():
             recon = ae.model.decode(ae.model.encode(held.movedim(-1, 1))).movedim(1, -1)
         swd[loss] = finest_level_swd(recon, held, descriptors=2048)
     assert swd["sharp"] < 0.8 * swd["mse"], swd
+
+
+def test_crops_smaller_than_eight_cells_are_not_shifted_out_of_sight():
+    """A whole-cell shift of a crop only a few cells wide would push most of it off the edge: none then."""
+    from autoencoder_atelier.models.adversary import diff_augment
+    x = torch.rand(32, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    poked = x.clone()
+    poked[..., 20] += 1.0
+    a, b = (diff_augment(v, torch.Generator().manual_seed(0), 16) for v in (x, poked))
+    assert {int((b - a).abs().amax(dim=(1, 2))[i].argmax()) for i in range(32)} == {20}
