@@ -49,8 +49,7 @@ class AutoencoderNet(nn.Module):
         """(encoder, decoder) receptive-field radius in latent cells: the context a tile needs."""
         enc, _ = reach(self.encoder)
         dec, _ = reach(self.decoder)
-        linear = getattr(self, "dec_linear", None)   # conv models' linear path reads neighbouring cells too
-        return math.ceil(enc / self.downscale), math.ceil(max(dec, reach(linear)[0] if linear is not None else 0))
+        return math.ceil(enc / self.downscale), math.ceil(dec)
 
     def to_model_channels(self, x):
         """RGB batch -> the model's own channel count (luma for grayscale models)."""
@@ -164,13 +163,21 @@ class ConvAutoencoder(AutoencoderNet):
         if self.variational:  # start with small posterior noise: log-variance -6
             nn.init.constant_(enc[-1].bias[z:], -6.0)
 
+    def context_cells(self):
+        enc, dec = super().context_cells()
+        return enc, max(dec, math.ceil(reach(self.dec_linear)[0]))   # the linear decoder reads neighbouring cells too
+
+    def linear_codes(self, x):
+        """The linear path's codes of images in -1..1: the 1x1 projection of pixel-unshuffled blocks, as one
+        f x f stride-f convolution (no reshuffled copy)."""
+        w = self.enc_linear.weight.view(self.latent_channels, -1, self.downscale, self.downscale)
+        return F.conv2d(x.float(), w, self.enc_linear.bias, stride=self.downscale)
+
     def encode_moments(self, x):
         x = x.mul(2.0).sub_(1.0)
         h = self.encoder(x)
         with full_precision(x):  # the linear path carries most of the image: keep it out of bf16
-            # The 1x1 projection of pixel-unshuffled blocks, as one f x f stride-f convolution (no reshuffled copy).
-            w = self.enc_linear.weight.view(self.latent_channels, -1, self.downscale, self.downscale)
-            linear = F.conv2d(x.float(), w, self.enc_linear.bias, stride=self.downscale)
+            linear = self.linear_codes(x)
         if not self.variational:
             return h + linear, None
         mean, logvar = h.chunk(2, dim=1)
@@ -200,9 +207,7 @@ class ConvAutoencoder(AutoencoderNet):
         if self.dec_linear.kernel_size[0] == 1:
             weight, bias = basis.T[:, :, None, None], mean
         else:
-            codes = F.conv2d(x, basis.view(self.latent_channels, -1, self.downscale, self.downscale),
-                             -(basis @ mean), stride=self.downscale)
-            weight, bias = lapped_fit(codes, u, self.dec_linear.padding[0], max_rows)
+            weight, bias = lapped_fit(self.linear_codes(x), u, self.dec_linear.padding[0], max_rows)
         # The decoder works in 0..1 (offset 0.5 added in decode_raw): halve the [-1,1] reconstruction.
         self.dec_linear.weight.copy_(weight / 2.0)
         self.dec_linear.bias.copy_(bias / 2.0)
