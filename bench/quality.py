@@ -33,6 +33,7 @@ from autoencoder_atelier.models.validation import score  # noqa: E402
 
 # The issue's art settings: both downscale 8, 32 latent channels (6x) or 4 (48x); PCA keeps as many components.
 SETTINGS = {"6x": 32, "48x": 4}
+DOWNSCALE = 8
 
 
 def psnr_pair(per_image_mse):
@@ -166,7 +167,7 @@ def curve(args):
             continue
         pca = psnr_pair(pca_mse(patches(train), patches(test), k, len(test)))[0]
         for steps in args.curve:
-            ae = Autoencoder.new(default_config("conv", downscale=8, latent_channels=k), seed=0)
+            ae = Autoencoder.new(default_config("conv", downscale=DOWNSCALE, latent_channels=k), seed=0)
             trainer = Trainer(ae, train, node_defaults(args, steps=steps), args.device)
             during = []
 
@@ -201,7 +202,7 @@ def sharp(args):
     """loss mse vs sharp, same steps and seed, on the 25 held-out works; then refine_steps on the sharp model."""
     train, test = art_split(args)
     print(f"{args.steps} steps each, node defaults otherwise; held-out works: 25 at 96x96 "
-          f"(their own seam ratio: {seam_ratio(test, 8):.2f})\n"
+          f"(their own seam ratio: {seam_ratio(test, DOWNSCALE):.2f})\n"
           "| setting | loss | PSNR pooled / mean | MS-SSIM | finest-level SWD (x1e3) | seam ratio "
           "| s per step (later steps) |\n"
           "|---|---|---|---|---|---|---|")
@@ -211,7 +212,7 @@ def sharp(args):
             continue
         recons = {}
         for loss in ("mse", "sharp"):
-            ae = Autoencoder.new(default_config("conv", downscale=8, latent_channels=k), seed=0)
+            ae = Autoencoder.new(default_config("conv", downscale=DOWNSCALE, latent_channels=k), seed=0)
             out = Trainer(ae, train, node_defaults(args, steps=args.steps, loss=loss), args.device).run()
             out.model.to("cpu")
             with torch.no_grad():
@@ -221,8 +222,8 @@ def sharp(args):
             secs = step_seconds(out, train, node_defaults(args, steps=12, loss=loss), args.device)
             p = psnr_pair(ae_mse(out, test))
             print(f"| {label} | {loss} | {p[0]:.2f} / {p[1]:.2f} dB | {ms:.4f} | "
-                  f"{finest_level_swd(recons[loss], test):.1f} | {seam_ratio(recons[loss], 8):.2f} | {secs:.3f} |",
-                  flush=True)
+                  f"{finest_level_swd(recons[loss], test):.1f} | {seam_ratio(recons[loss], DOWNSCALE):.2f} | "
+                  f"{secs:.3f} |", flush=True)
         picture.append(torch.stack([test, recons["mse"], recons["sharp"]], 1))   # [25,3,H,W,C]
         for steps in (0, 10, 30):
             t = time.perf_counter()

@@ -21,9 +21,7 @@ def seam_ratio(images, cell):
     n_edge, n_inside = 0, 0
     for d in (x.diff(dim=-1), x.diff(dim=-2).transpose(-1, -2)):   # steps along rows, then along columns
         across = (torch.arange(d.shape[-1]) + 1) % cell == 0       # step from the last pixel of a cell to the next
-        sq = d.pow(2)
-        edge += float(sq[..., across].sum())
-        inside += float(sq[..., ~across].sum())
-        n_edge += sq[..., across].numel()
-        n_inside += sq[..., ~across].numel()
+        on, off = d[..., across].pow(2), d[..., ~across].pow(2)
+        edge, inside = edge + float(on.sum()), inside + float(off.sum())
+        n_edge, n_inside = n_edge + on.numel(), n_inside + off.numel()
     return (edge / max(n_edge, 1)) / max(inside / max(n_inside, 1), 1e-12)
