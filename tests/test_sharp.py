@@ -191,16 +191,22 @@ def test_sharp_keeps_its_latest_weights_near_the_best_held_out_psnr(monkeypatch)
     assert out.state.step == 100
 
 
+def augment_shifts(side, cell, column):
+    """The horizontal shifts diff_augment gives a batch of side x side crops: it is affine in x for fixed draws,
+    so adding to one column moves the difference to where that column went."""
+    from autoencoder_atelier.models.adversary import diff_augment
+    x = torch.rand(side, 3, side, side, generator=torch.Generator().manual_seed(1))
+    poked = x.clone()
+    poked[..., column] += 1.0
+    a, b = (diff_augment(v, torch.Generator().manual_seed(0), cell) for v in (x, poked))
+    return {int(i) - column for i in (b - a).abs().amax(dim=(1, 2)).argmax(dim=1)}
+
+
 @pytest.mark.parametrize("cell", [1, 8])
 def test_the_discriminator_sees_reconstructions_shifted_by_whole_latent_cells_only(cell):
     """Its stride-8 features then always meet a reconstruction's cell grid at one phase, so cell edges look
     fake to it (shifted by any pixel count, it let the decoder paint 8-pixel cells)."""
-    from autoencoder_atelier.models.adversary import diff_augment
-    x = torch.rand(64, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    poked = x.clone()
-    poked[..., 28] += 1.0   # the augmentation is affine in x for fixed draws: the change moves where column 28 went
-    a, b = (diff_augment(v, torch.Generator().manual_seed(0), cell) for v in (x, poked))
-    shifts = {int((b - a).abs().amax(dim=(1, 2))[i].argmax()) - 28 for i in range(64)}
+    shifts = augment_shifts(64, cell, 28)
     assert len(shifts) >= 3   # it does translate
     if cell == 8:
         assert all(s % 8 == 0 for s in shifts), shifts
@@ -231,9 +237,4 @@ def test_a_short_sharp_training_paints_finer_detail_than_mse():
 
 def test_crops_smaller_than_eight_cells_are_not_shifted_out_of_sight():
     """A whole-cell shift of a crop only a few cells wide would push most of it off the edge: none then."""
-    from autoencoder_atelier.models.adversary import diff_augment
-    x = torch.rand(32, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    poked = x.clone()
-    poked[..., 20] += 1.0
-    a, b = (diff_augment(v, torch.Generator().manual_seed(0), 16) for v in (x, poked))
-    assert {int((b - a).abs().amax(dim=(1, 2))[i].argmax()) for i in range(32)} == {20}
+    assert augment_shifts(32, 16, 20) == {0}
