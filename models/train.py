@@ -317,7 +317,8 @@ class Trainer:
             self.val_history.append([at, v])
         # sharp trades a little PSNR for texture by design: keep only steps where the adversary had its say,
         # and the latest of them whose PSNR is near the best (the best PSNR would favour the blurriest).
-        sharp = self.adversary is not None
+        # A run that ends before the warm-up never trains adversarially: it keeps its best step, as mse does.
+        sharp = self.adversary is not None and self.start_step + self.settings.steps > self.settings.sharp_warmup
         warmup = self.settings.sharp_warmup if sharp else 0
         if at < warmup:
             return

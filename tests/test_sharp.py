@@ -178,7 +178,8 @@ def test_sharp_refuses_crops_smaller_than_its_discriminator_sees():
 
 def test_sharp_keeps_its_latest_weights_near_the_best_held_out_psnr(monkeypatch):
     """Early stopping on PSNR alone would keep sharp's blurriest step; it keeps the latest one within
-    SHARP_SLACK_DB of the best instead, and still drops steps that memorise (PSNR falling further)."""
+    SHARP_SLACK_DB of the best instead, and still drops steps that memorise (PSNR falling further). A run
+    shorter than the warm-up keeps its best step."""
     from autoencoder_atelier.models import train as train_module
 
     scripted = iter([20.0, 21.0, 20.7, 20.2, 20.9])   # steps 0, 50, 100, 150, 200
@@ -189,6 +190,10 @@ def test_sharp_keeps_its_latest_weights_near_the_best_held_out_psnr(monkeypatch)
     scripted = iter([20.0, 21.0, 20.7, 20.2, 20.4])
     out = Trainer(tiny_ae(), procedural(20, 32), TrainSettings(steps=200, **{**SHARP, "sharp_warmup": 0})).run()
     assert out.state.step == 100
+    # a run that ends before the warm-up is reconstruction only: it keeps its best step, as mse would
+    scripted = iter([20.0, 21.0, 20.7, 20.2, 20.9])
+    out = Trainer(tiny_ae(), procedural(20, 32), TrainSettings(steps=200, **{**SHARP, "sharp_warmup": 300})).run()
+    assert out.state.step == 50 and out.state.summary["val_psnr"] == 21.0
 
 
 def augment_shifts(side, cell, column):
