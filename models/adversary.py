@@ -107,8 +107,10 @@ class Adversary:
     """The discriminator and its optimizer, and the state of both that travels in the model file
     (``TrainState.adversary``: {"weights": {name: tensor}, "optimizer": {index: moments}})."""
 
-    def __init__(self, channels, saved=None, device="cpu", cell=1):
-        self.net = PatchDiscriminator(channels).to(device)
+    def __init__(self, channels, saved=None, device="cpu", cell=1, seed=0):
+        with torch.random.fork_rng(devices=[]):   # the run's seed, not whatever ran before, draws the start
+            torch.manual_seed(seed)
+            self.net = PatchDiscriminator(channels).to(device)
         self.cell = cell   # the autoencoder's downscale: diff_augment shifts by whole cells
         self.opt = adamw(self.net.parameters(), 1e-4, DISC_BETAS)
         if saved:

@@ -106,7 +106,7 @@ class Trainer:
             load_optimizer_state(self.opt, self.ae.state.optimizer)
             # sharp: the discriminator resumes from the file; other losses leave a saved one untouched.
             self.adversary = Adversary(self.net.channels, self.ae.state.adversary, self.device,
-                                       self.net.downscale) if s.loss == "sharp" else None
+                                       self.net.downscale, s.seed) if s.loss == "sharp" else None
             # The layer the adversarial weight is balanced at (VQGAN): the last Conv2d registered, which for
             # conv models is the linear path's dec_linear, not the conv pyramid's last layer (bench/RESULTS.md,
             # "Sharpness at 48x": balancing there instead is the lead for issue 16).

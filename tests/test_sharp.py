@@ -11,7 +11,7 @@ from autoencoder_atelier.models.refine import refine
 from autoencoder_atelier.models.train import Trainer, TrainingError, TrainSettings, train
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS
 
-from helpers import model_digest, procedural, tiny_ae
+from helpers import deep_digest, model_digest, procedural, tiny_ae
 
 SHARP = dict(batch_size=4, learning_rate=5e-3, seed=0, loss="sharp", sharp_warmup=10)
 
@@ -31,6 +31,17 @@ def test_sharp_resume_after_save_and_load_is_bit_identical(images, tmp_path):
         assert all(torch.equal(x, y) for x, y in flat)
     assert resumed.state.adv_history == unbroken.state.adv_history and any(resumed.state.adv_history)
     assert "loss sharp" in storage.read_card(path)
+
+
+def test_a_fresh_sharp_run_depends_on_its_seed_not_on_what_ran_before(images):
+    """The discriminator's starting weights come from the run's seed: the same seed gives the same model in any
+    process, whatever used the global random numbers before (in ComfyUI, other nodes do)."""
+    runs = []
+    for before in (1, 2):
+        torch.manual_seed(before)
+        out = train(tiny_ae(), images, TrainSettings(steps=12, **SHARP))   # past the warm-up of 10
+        runs.append(deep_digest({"weights": dict(out.model.state_dict()), "adversary": out.state.adversary}))
+    assert runs[0] == runs[1]
 
 
 def test_another_loss_keeps_the_saved_discriminator_untouched(images):
