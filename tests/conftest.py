@@ -16,7 +16,8 @@ import torch
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-for _p in (ROOT, TESTS):
+# bench/ too: tests score with the bench's own measures (swd, seams) and check its suite, not copies of them.
+for _p in (ROOT, TESTS, os.path.join(ROOT, "bench")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 

@@ -1,17 +1,13 @@
 """The benchmark machinery (not the figures: speed is measured by `atelier.py bench`, never asserted here)."""
 import json
 import os
-import sys
 
 import pytest
 
-from helpers import ROOT
+import suite
+import timing
 
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import suite  # noqa: E402
-import timing  # noqa: E402
-
-from autoencoder_atelier.headless import cli  # noqa: E402
+from autoencoder_atelier.headless import cli
 
 
 def test_interleaved_runs_in_turns_and_takes_medians():

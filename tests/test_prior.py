@@ -1,6 +1,4 @@
 """The latent prior: Train Latent Prior, Sample Latent with a prior, Latent Variations, and the prior in model files."""
-import os
-import sys
 
 import pytest
 import torch
@@ -11,9 +9,7 @@ from autoencoder_atelier.models.latent_math import sample_latents
 from autoencoder_atelier.models.prior_training import learn_prior
 from autoencoder_atelier.models.train import Trainer, TrainSettings
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS as NODES
-from helpers import ROOT, model_digest, procedural, resave, tiny_ae
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
+from helpers import model_digest, procedural, resave, tiny_ae
 import swd
 
 SIZE = 32

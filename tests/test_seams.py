@@ -1,14 +1,10 @@
 """The seam ratio (bench/seams.py) sees what SWD cannot: a picture painted one latent cell at a time."""
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
 
-from helpers import ROOT, procedural, tiny_ae
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-from seams import seam_ratio  # noqa: E402
+from helpers import procedural, tiny_ae
+from seams import seam_ratio
 
 
 def test_seam_ratio_is_near_one_for_works_and_high_for_blocks_at_the_cell_grid_only():

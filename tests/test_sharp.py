@@ -12,6 +12,7 @@ from autoencoder_atelier.models.train import Trainer, TrainingError, TrainSettin
 from autoencoder_atelier.nodes import NODE_CLASS_MAPPINGS
 
 from helpers import deep_digest, model_digest, procedural, tiny_ae
+from swd import finest_level_swd
 
 SHARP = dict(batch_size=4, learning_rate=5e-3, seed=0, loss="sharp", sharp_warmup=10)
 
@@ -233,11 +234,6 @@ def test_the_discriminator_sees_reconstructions_shifted_by_whole_latent_cells_on
 def test_a_short_sharp_training_paints_finer_detail_than_mse():
     """The issue's behaviour check: same steps and seed, a procedural set with fine texture, the held-out
     reconstructions' finest-level SWD (bench/swd.py) is lower with sharp (measured: 109 vs 188)."""
-    import os
-    import sys
-    from helpers import ROOT
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from swd import finest_level_swd
     imgs = procedural(40, 32, seed=7)
     imgs = (imgs + 0.15 * (torch.rand(imgs.shape, generator=torch.Generator().manual_seed(5)) - 0.5)).clamp(0, 1)
     train_set, held = imgs[:32], imgs[32:]

@@ -1,14 +1,10 @@
 """The SWD metric (bench/swd.py) ranks pictures the way a person would: real < blurred < noise."""
-import os
-import sys
 
 import pytest
 import torch
 
-from helpers import ROOT, procedural
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import swd  # noqa: E402
+from helpers import procedural
+import swd
 
 
 @pytest.fixture(scope="module")
