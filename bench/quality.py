@@ -149,8 +149,8 @@ def art(args):
 
 
 def node_defaults(args, **overrides):
-    """TrainSettings as the Train node's defaults give them (crop auto, validation on), seed 0."""
-    return TrainSettings(**{"seed": 0, "precision": args.precision, **overrides})
+    """TrainSettings as the Train node's defaults give them (crop auto, validation on), the run's seed."""
+    return TrainSettings(**{"seed": args.seed, "precision": args.precision, **overrides})
 
 
 def curve(args):
@@ -167,7 +167,7 @@ def curve(args):
             continue
         pca = psnr_pair(pca_mse(patches(train), patches(test), k, len(test)))[0]
         for steps in args.curve:
-            ae = Autoencoder.new(default_config("conv", downscale=DOWNSCALE, latent_channels=k), seed=0)
+            ae = Autoencoder.new(default_config("conv", downscale=DOWNSCALE, latent_channels=k), seed=args.seed)
             trainer = Trainer(ae, train, node_defaults(args, steps=steps), args.device)
             during = []
 
@@ -211,8 +211,8 @@ def sharp(args):
         if args.only and args.only != label:
             continue
         recons = {}
-        for loss in ("mse", "sharp"):
-            ae = Autoencoder.new(default_config("conv", downscale=DOWNSCALE, latent_channels=k), seed=0)
+        for loss in args.losses:
+            ae = Autoencoder.new(default_config("conv", downscale=DOWNSCALE, latent_channels=k), seed=args.seed)
             out = Trainer(ae, train, node_defaults(args, steps=args.steps, loss=loss), args.device).run()
             out.model.to("cpu")
             with torch.no_grad():
@@ -224,24 +224,24 @@ def sharp(args):
             print(f"| {label} | {loss} | {p[0]:.2f} / {p[1]:.2f} dB | {ms:.4f} | "
                   f"{finest_level_swd(recons[loss], test):.1f} | {seam_ratio(recons[loss], DOWNSCALE):.2f} | "
                   f"{secs:.3f} |", flush=True)
-        picture.append(torch.stack([test, recons["mse"], recons["sharp"]], 1))   # [25,3,H,W,C]
-        for steps in (0, 10, 30):
+        picture.append(torch.stack([test, *recons.values()], 1))   # [25,1+losses,H,W,C]
+        for steps in (0, 10, 30) if args.refine else ():
             t = time.perf_counter()
             z = encode(out, test, refine_steps=steps)["samples"]
             secs = (time.perf_counter() - t) / len(test)
             with torch.no_grad():
                 y = out.model.decode(z)
             err = ((y - test.movedim(-1, 1)) ** 2).flatten(1).mean(1)
-            print(f"{label} sharp model, refine_steps {steps}: held-out PSNR {psnr_pair(err)[0]:.2f} / "
+            print(f"{label} {loss} model, refine_steps {steps}: held-out PSNR {psnr_pair(err)[0]:.2f} / "
                   f"{psnr_pair(err)[1]:.2f} dB, {secs:.3f} s per 96x96 image", flush=True)
     if args.picture and picture:
         # Original / mse / sharp, 48px crops of three held-out works, 4x nearest so pixels stay pixels.
         rows = torch.cat([p[list(args.works)] for p in picture])[:, :, 24:72, 24:72]
         big = rows.repeat_interleave(4, 2).repeat_interleave(4, 3)
-        Image.fromarray((image_grid(big.flatten(0, 1), columns=3)[0].numpy() * 255 + 0.5).astype("uint8")).save(
-            args.picture)
+        grid = image_grid(big.flatten(0, 1), columns=rows.shape[1])[0].numpy()
+        Image.fromarray((grid * 255 + 0.5).astype("uint8")).save(args.picture)
         print(f"wrote {args.picture}: rows are held-out works {list(args.works)} per setting; "
-              "columns original / mse / sharp")
+              f"columns original / {' / '.join(args.losses)}")
 
 
 if __name__ == "__main__":
@@ -265,6 +265,12 @@ if __name__ == "__main__":
     ap.add_argument("--f48", type=int, default=8, help="art: downscale for the 48x setting")
     ap.add_argument("--only", choices=["6x", "48x"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="curve, sharp: the training seed (model start, crops, the validation hold-back)")
+    ap.add_argument("--losses", type=lambda v: v.split(","), default=["mse", "sharp"],
+                    help="sharp: the losses to train, side by side (e.g. sharp alone when mse's row is known)")
+    ap.add_argument("--no-refine", dest="refine", action="store_false",
+                    help="sharp: skip the refine_steps 0 / 10 / 30 figures")
     ap.add_argument("--device", default="cpu", help="curve, sharp: where to train (e.g. cuda)")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--resample", default="lanczos", choices=["lanczos", "bicubic", "bilinear"],
