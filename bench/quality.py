@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from _pack import SHARED
-from seams import seam_ratio
+from seams import grid_pattern_ratio, seam_ratio
 from swd import finest_level_swd
 
 from autoencoder_atelier.models.autoencoder import Autoencoder  # noqa: E402
@@ -203,11 +203,12 @@ def sharp(args):
     """loss mse vs sharp, same steps and seed, on the 25 held-out works; then refine_steps on the sharp model."""
     train, test = art_split(args)
     print(f"{args.steps} steps each, node defaults otherwise; held-out works: 25 at 96x96 "
-          f"(their own seam ratio: {seam_ratio(test, DOWNSCALE):.2f}; their finest-level SWD against themselves, "
+          f"(their own seam ratio: {seam_ratio(test, DOWNSCALE):.2f}, grid pattern: "
+          f"{grid_pattern_ratio(test, DOWNSCALE):.2f}; their finest-level SWD against themselves, "
           f"the metric's sampling floor that no reconstruction gets under: {finest_level_swd(test, test):.1f})\n"
-          "| setting | loss | PSNR pooled / mean | MS-SSIM | finest-level SWD (x1e3) | seam ratio "
+          "| setting | loss | PSNR pooled / mean | MS-SSIM | finest-level SWD (x1e3) | seam ratio | grid pattern "
           "| s per step (later steps) |\n"
-          "|---|---|---|---|---|---|---|")
+          "|---|---|---|---|---|---|---|---|")
     picture = []
     for label, k in SETTINGS.items():
         if args.only and args.only != label:
@@ -225,7 +226,7 @@ def sharp(args):
             p = psnr_pair(ae_mse(out, test))
             print(f"| {label} | {loss} | {p[0]:.2f} / {p[1]:.2f} dB | {ms:.4f} | "
                   f"{finest_level_swd(recons[loss], test):.1f} | {seam_ratio(recons[loss], DOWNSCALE):.2f} | "
-                  f"{secs:.3f} |", flush=True)
+                  f"{grid_pattern_ratio(recons[loss], DOWNSCALE):.2f} | {secs:.3f} |", flush=True)
         if "mse" in recons:
             # Reference, not a decoder: mse's pictures plus seeded per-pixel grain. The SWD normalises each set's
             # detail to one scale, so plain noise lowers it too; a texture term has to beat this row.
@@ -233,7 +234,8 @@ def sharp(args):
             grain = grain.clamp(0, 1)
             p = psnr_pair(((grain - test) ** 2).flatten(1).mean(1))
             print(f"| {label} | mse + grain {GRAIN} (reference) | {p[0]:.2f} / {p[1]:.2f} dB | - | "
-                  f"{finest_level_swd(grain, test):.1f} | {seam_ratio(grain, DOWNSCALE):.2f} | - |", flush=True)
+                  f"{finest_level_swd(grain, test):.1f} | {seam_ratio(grain, DOWNSCALE):.2f} | "
+                  f"{grid_pattern_ratio(grain, DOWNSCALE):.2f} | - |", flush=True)
         picture.append(torch.stack([test, *recons.values()], 1))   # [25,1+losses,H,W,C]
         for steps in (0, 10, 30) if args.refine else ():
             t = time.perf_counter()
