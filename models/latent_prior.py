@@ -230,12 +230,11 @@ class LatentPrior:
         second's share and the noise set by the temperature), and the order of the other works."""
         order = torch.randperm(len(self.views), generator=generator)
         out = None
+        cut = 1.0 - 0.5 * min(1.0, temperature)   # the second work's share: none at 0 (one work re-painted), half at 1
         for i in order[:LAYOUT_WORKS].tolist():
             crop = zoomed_crop(self.views[i], size, generator)
             mask = F.interpolate(torch.rand((1, 1, 2, 2), generator=generator), size=size, mode="bicubic",
                                  align_corners=False)
-            # The second work's share grows with the temperature: none at 0 (one work re-painted), half at 1.
-            cut = 1.0 - 0.5 * min(1.0, temperature)
             out = crop if out is None else torch.lerp(out, crop, ((mask - cut) * LAYOUT_EDGE).sigmoid())
         # Noise with the works' colours at temperature times their spread: a hotter composition strays further.
         noise = (self.mean + temperature * torch.randn((1, 2, 2, self.channels), generator=generator) @ self.chol.T)
