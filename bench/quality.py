@@ -199,6 +199,14 @@ def step_seconds(ae, images, settings, device="cpu", n=12):
     return sorted(times[2:])[len(times[2:]) // 2]
 
 
+def sharp_row(label, name, pictures, test, ms="-", secs="-"):
+    """One row of the sharp table: pictures [25,H,W,C] against the held-out works they re-make."""
+    p = psnr_pair(((pictures - test) ** 2).flatten(1).mean(1))
+    print(f"| {label} | {name} | {p[0]:.2f} / {p[1]:.2f} dB | {ms} | {finest_level_swd(pictures, test):.1f} | "
+          f"{seam_ratio(pictures, DOWNSCALE):.2f} | {grid_pattern_ratio(pictures, DOWNSCALE):.2f} | {secs} |",
+          flush=True)
+
+
 def sharp(args):
     """loss mse vs sharp, same steps and seed, on the 25 held-out works; then refine_steps on the sharp model."""
     train, test = art_split(args)
@@ -223,19 +231,12 @@ def sharp(args):
             recons[loss] = y.movedim(1, -1)
             ms = float(torch.stack([ms_ssim(a[None], b[None]) for a, b in zip(y, test.movedim(-1, 1))]).mean())
             secs = step_seconds(out, train, node_defaults(args, steps=12, loss=loss), args.device)
-            p = psnr_pair(ae_mse(out, test))
-            print(f"| {label} | {loss} | {p[0]:.2f} / {p[1]:.2f} dB | {ms:.4f} | "
-                  f"{finest_level_swd(recons[loss], test):.1f} | {seam_ratio(recons[loss], DOWNSCALE):.2f} | "
-                  f"{grid_pattern_ratio(recons[loss], DOWNSCALE):.2f} | {secs:.3f} |", flush=True)
+            sharp_row(label, loss, recons[loss], test, f"{ms:.4f}", f"{secs:.3f}")
         if "mse" in recons:
             # Reference, not a decoder: mse's pictures plus seeded per-pixel grain. The SWD normalises each set's
             # detail to one scale, so plain noise lowers it too; a texture term has to beat this row.
             grain = (recons["mse"] + GRAIN * torch.randn(test.shape, generator=torch.Generator().manual_seed(0)))
-            grain = grain.clamp(0, 1)
-            p = psnr_pair(((grain - test) ** 2).flatten(1).mean(1))
-            print(f"| {label} | mse + grain {GRAIN} (reference) | {p[0]:.2f} / {p[1]:.2f} dB | - | "
-                  f"{finest_level_swd(grain, test):.1f} | {seam_ratio(grain, DOWNSCALE):.2f} | "
-                  f"{grid_pattern_ratio(grain, DOWNSCALE):.2f} | - |", flush=True)
+            sharp_row(label, f"mse + grain {GRAIN} (reference)", grain.clamp(0, 1), test)
         picture.append(torch.stack([test, *recons.values()], 1))   # [25,1+losses,H,W,C]
         for steps in (0, 10, 30) if args.refine else ():
             t = time.perf_counter()
@@ -247,7 +248,7 @@ def sharp(args):
             print(f"{label} {loss} model, refine_steps {steps}: held-out PSNR {psnr_pair(err)[0]:.2f} / "
                   f"{psnr_pair(err)[1]:.2f} dB, {secs:.3f} s per 96x96 image", flush=True)
     if args.picture and picture:
-        # Original / mse / sharp, 48px crops of three held-out works, 4x nearest so pixels stay pixels.
+        # Original, then one column per loss: 48px crops of three held-out works, 4x nearest so pixels stay pixels.
         rows = torch.cat([p[list(args.works)] for p in picture])[:, :, 24:72, 24:72]
         big = rows.repeat_interleave(4, 2).repeat_interleave(4, 3)
         grid = image_grid(big.flatten(0, 1), columns=rows.shape[1])[0].numpy()

@@ -18,7 +18,7 @@ def test_seam_ratio_is_near_one_for_works_and_high_for_blocks_at_the_cell_grid_o
 
 
 def test_grid_pattern_ratio_sees_one_texture_repeated_in_every_cell_and_nothing_off_the_grid():
-    """The hatching a decoder can paint into every cell: faint (a tenth of the works' contrast), no stronger at
+    """The hatching a decoder can paint into every cell: faint (amplitude 0.03 of the 0..1 scale), no stronger at
     cell edges than inside them, and still far above the works' figure; the same hatch at a period of 7 px
     (not a divisor of the cell grid) leaves the figure where the works' is."""
     works = procedural(16, 64, seed=3).movedim(-1, 1)
