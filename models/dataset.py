@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .imagefolder import ImageFolderError, list_images, open_image
 
@@ -34,21 +34,6 @@ def _header_size(path):
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ImageFolderError(f"cannot read {os.path.basename(path)} ({e}); remove it from the folder or "
                                "re-save it as PNG/JPEG") from None
-
-
-def _decode(path, size):
-    """An RGB PIL image of the file; plain 8-bit files skip the float32 detour (a per-step cost here). JPEGs
-    much larger than ``size`` are decoded at a reduced scale."""
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", size)
-            img = ImageOps.exif_transpose(img)
-            img.load()
-            if img.mode in ("RGB", "L"):
-                return img.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError):
-        pass   # open_image says what is wrong with the file
-    return Image.fromarray((open_image(path) * 255.0 + 0.5).astype(np.uint8))
 
 
 class WorkFolder:
@@ -89,7 +74,9 @@ class WorkFolder:
         w, h = self._shown(self.sizes[i])
         scale = max(1.0, min_side / min(w, h))
         w, h = max(min_side, round(w * scale)), max(min_side, round(h * scale))
-        img = _decode(self.paths[i], (w, h))
+        # open_image, the one reader of a work: every mode (RGBA, palette, 16-bit, CMYK) comes out 8-bit RGB,
+        # special files and images over the memory budget are refused, JPEGs are decoded at reduced size.
+        img = open_image(self.paths[i], (w, h))
         if img.size != (w, h):
             img = img.resize((w, h), Image.LANCZOS)
         t = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)

@@ -30,6 +30,7 @@ def image_to_bchw(images, nan, error=FormatError):
         raise error(("the image batch is empty: " if empty else "")
                     + f"expected a non-empty IMAGE batch [B,H,W,C], got {got}; check the node that made it "
                     "(a Load Image or Load Image Folder node, its folder and count)")
+    _check_floating(images, "images", "an IMAGE holds floating-point numbers in 0..1", error)
     x = images.detach().to(torch.float32).movedim(-1, 1)
     c = x.shape[1]
     if c == 1:
@@ -45,6 +46,14 @@ def image_to_bchw(images, nan, error=FormatError):
     if not torch.isfinite(x).all():
         raise error("images contain NaN or infinite pixels; fix the node that made them")
     return x.clamp(0, 1)
+
+
+def _check_floating(t, what, should, error):
+    """Refuse integer, bool and complex values: read as floats, a uint8 picture (0..255) would turn white and a
+    complex latent lose half of itself, and latent maths (lerp) fails on integers."""
+    if not t.is_floating_point():
+        raise error(f"{what} hold {str(t.dtype).removeprefix('torch.')} values; {should}. Check the node that "
+                    "made them")
 
 
 def bchw_to_image(x):
@@ -68,6 +77,7 @@ def latent_samples(latent, name="the latent"):
     if z.ndim != 4 or 0 in z.shape:
         raise FormatError(f"{name} has samples of shape {list(z.shape)}; expected [batch, channels, height, width] "
                           "with no empty dimension")
+    _check_floating(z, f"the samples of {name}", "a LATENT holds floating-point numbers", FormatError)
     if not torch.isfinite(z).all():
         raise FormatError(f"{name} contains NaN or infinite values; check the nodes that made it")
     return z

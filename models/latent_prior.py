@@ -33,6 +33,10 @@ import torch.nn.functional as F
 PATCH = 3             # patch side in latent cells
 MAX_PATCHES = 60_000  # per bank (a scale's patches, quilting's blocks): more are subsampled (seeded), bounding time
 CHUNK_VALUES = 16 * 1024 * 1024   # 64 MB of distances at a time
+# Memory of sampling or varying latents, in float32 copies of the latents made: GPNN at the final size holds the
+# canvas's 3x3 patches, the patches picked for them and fold's weights at once (9 copies each), plus the canvas
+# and the work it is mixed with (measured on the CPU: 36). Nodes check it against the memory budget up front.
+WORKING_COPIES = 40
 
 
 def patches(z):

@@ -6,6 +6,7 @@ import torch
 from ..models import codec, memory, tiling
 from ..models.errors import AtelierError
 from ..models.formats import check_mask_batch, latent_labels, latent_samples
+from ..models.latent_prior import WORKING_COPIES
 from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, LatentError, check_keyframes, collage, fit_mask, mix,
                                   paired_batch, sample_latents, split_mask, style_mix, walk)
 from . import bridge
@@ -14,8 +15,16 @@ from .schema import AUTOENCODER, COMBO, FLOAT, INT, LINK, SEED
 
 
 def with_samples(latent, samples):
-    """A copy of ``latent`` with new samples, keeping its extra keys like ComfyUI's latent nodes do."""
+    """A copy of ``latent`` with new samples, keeping its extra keys like ComfyUI's latent nodes do. ComfyUI's
+    per-latent keys must line up with the batch: when its size changes (a walk's frames, variations, one latent
+    mixed with a batch) batch_index goes (its sampler would draw noise for the old count and fail) and so does a
+    noise_mask other than one mask for all (which latent each belonged to is gone)."""
     out = latent.copy()
+    if latent["samples"].shape[0] != samples.shape[0]:
+        out.pop("batch_index", None)
+        mask = out.get("noise_mask")
+        if not (isinstance(mask, torch.Tensor) and mask.ndim >= 3 and mask.shape[0] == 1):
+            out.pop("noise_mask", None)
     out["samples"] = samples
     return (out,)
 
@@ -307,7 +316,9 @@ class AtelierSampleLatent(AtelierNode):
         shape = [int(batch_size)] + net.latent_shape(int(height), int(width))
         if 0 in shape:
             raise AtelierError(f"{width}x{height} is smaller than the model's downscale")
-        per_latent = math.prod(shape[1:]) * memory.FLOAT_BYTES * 2   # the noise and the scaled result
+        # Without a prior: the noise and the scaled result; a prior's quilting and GPNN hold many more copies.
+        copies = WORKING_COPIES if prior is not None else 2
+        per_latent = math.prod(shape[1:]) * memory.FLOAT_BYTES * copies
         memory.check("batch_size", shape[0], lambda b: b * per_latent, advice="lower width and height")
         if not 0 <= float(temperature) <= 3:
             raise AtelierError(f"temperature is {temperature}; use 0..3")

@@ -1,10 +1,11 @@
 """Nodes for the latent prior: learn it from the artist's works, and make variations of a work with it."""
 import torch
 
-from ..models import codec
+from ..models import codec, memory
 from ..models.errors import AtelierError
 from ..models.formats import check_mask_batch, image_to_pil
 from ..models.latent_math import LatentError, fit_mask
+from ..models.latent_prior import WORKING_COPIES
 from ..models.plots import image_grid
 from ..models.prior_training import learn_prior
 from . import bridge
@@ -116,6 +117,9 @@ class AtelierLatentVariations(AtelierNode):
         if not 0 <= float(strength) <= 1:
             raise AtelierError(f"strength is {strength}; use 0..1")
         steps = sampling_steps(steps)
+        per_work = z[0].numel() * memory.FLOAT_BYTES * WORKING_COPIES   # GPNN's working set for each variation
+        memory.check("batch_size", int(batch_size), lambda b: z.shape[0] * b * per_work,
+                     advice="vary fewer or smaller latents")
         m = None
         if mask is not None:   # one mask for all works, or one per work
             m = fit_mask(mask, z)

@@ -2,6 +2,7 @@
 import os
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,6 +50,29 @@ def test_max_side_and_count(works):
     ds = WorkFolder(works, max_side=60, count=4)
     assert len(ds) == 4 and max(max(s) for s in ds.sizes) == 60
     assert max(ds.work(3).shape[1:]) == 60
+
+
+def test_works_of_every_image_mode_train_as_in_load_image_folder(tmp_path):
+    """RGBA, palette, 16-bit and CMYK works are read like Load Image Folder reads them (they once reached a
+    TypeError when the first training step decoded them)."""
+    from PIL import Image
+
+    from autoencoder_atelier.models.imagefolder import open_image
+    rgb = make_image(0, 40)
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(128)
+    kinds = {"rgba.png": rgba, "palette.gif": rgb.convert("P"), "cmyk.jpg": rgb.convert("CMYK"),
+             "deep.png": Image.fromarray((torch.rand(40, 40) * 65535).to(torch.int32).numpy().astype("uint16"))}
+    for name, img in kinds.items():
+        img.save(tmp_path / name)
+    ds = WorkFolder(str(tmp_path))
+    for i, path in enumerate(ds.paths):
+        assert torch.equal(ds.work(i), torch.from_numpy(np.asarray(open_image(path))).permute(2, 0, 1)), path
+    node = NODE_CLASS_MAPPINGS["AtelierTrainAutoencoder"]()
+    with torch.inference_mode():
+        ae, _, _ = node.train(tiny_ae("conv"), steps=1, batch_size=2, learning_rate=0.002, seed=0, loss="mse",
+                              crop_size=32, dataset=ds)
+    assert ae.state.step == 1
 
 
 def test_training_on_a_dataset_lowers_the_loss_and_keeps_the_model(works):

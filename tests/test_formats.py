@@ -54,6 +54,30 @@ def test_latent_labels_round_trip_and_malformed_labels_read_as_absent():
         formats.latent_samples({"samples": torch.full((1, 4, 2, 2), NAN)})
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool, torch.complex64])
+def test_integer_bool_and_complex_images_and_latents_are_refused(dtype):
+    """Read as floats a uint8 picture (0..255) turned white and a complex latent lost its imaginary half; latent
+    maths failed on integers with torch's NotImplementedError."""
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(formats.FormatError, match=rf"^images hold {name} values; an IMAGE holds floating-point"):
+        formats.image_to_bchw(torch.ones(1, 2, 2, 3, dtype=dtype), "clean")
+    with pytest.raises(formats.FormatError, match=rf"^the samples of latent_a hold {name} values; a LATENT holds"):
+        formats.latent_samples({"samples": torch.ones(1, 4, 2, 2, dtype=dtype)}, "latent_a")
+    for ok in (torch.float16, torch.bfloat16, torch.float64):
+        formats.latent_samples({"samples": torch.ones(1, 4, 2, 2, dtype=ok)})
+        formats.image_to_bchw(torch.ones(1, 2, 2, 3, dtype=ok), "refuse")
+
+
+def test_a_node_answers_an_integer_latent_with_its_name():
+    from helpers import call, refusal
+    latent = {"samples": torch.ones(1, 4, 2, 2, dtype=torch.int64)}
+    before = latent["samples"].clone()
+    with pytest.raises(ValueError, match=refusal("AtelierLatentMix", "the samples of latent_a hold int64 values")):
+        call("AtelierLatentMix", latent_a=latent, latent_b={"samples": torch.zeros(1, 4, 2, 2)}, factor=0.5,
+             mode="lerp")
+    assert torch.equal(latent["samples"], before)
+
+
 def test_mask_nan_policies():
     m = torch.tensor([[NAN, 0.5]])
     assert formats.mask_batch(m, nan=1.0).tolist() == [[[1.0, 0.5]]]

@@ -47,6 +47,22 @@ def test_sample_latent(budget):
     assert call("AtelierSampleLatent", batch_size=fits, **args)[0]["samples"].shape[0] == fits
 
 
+def test_a_prior_s_samples_and_variations_count_its_working_memory(budget):
+    """Quilting and patch matching hold about 36 float32 copies of the latents they make: a budget that the plain
+    noise (2 copies) fits 128 times over fits a few. Latent Variations once had no check at all."""
+    from autoencoder_atelier.models.prior_training import learn_prior
+    ae = learn_prior(tiny_ae("conv", latent_channels=4), procedural(4, 32))
+    budget(16)   # a 64x64-cell latent of 4 channels is 64 KB
+    args = dict(autoencoder=ae, latent={"samples": torch.randn(2, 4, 64, 64)}, strength=0.5, seed=0)
+    fits = refused("AtelierLatentVariations", "batch_size", batch_size=64, **args)
+    assert 1 <= fits <= 4
+    assert call("AtelierLatentVariations", batch_size=fits, **args)[0]["samples"].shape[0] == 2 * fits
+    args = dict(autoencoder=ae, width=256, height=256, seed=0, temperature=1.0)
+    fits = refused("AtelierSampleLatent", "batch_size", batch_size=256, **args)
+    assert 1 <= fits <= 8
+    assert call("AtelierSampleLatent", batch_size=fits, **args)[0]["samples"].shape[0] == fits
+
+
 def test_latent_walk(budget):
     budget(1)
     keys = {"samples": torch.randn(2, 8, 32, 32)}

@@ -533,6 +533,18 @@ def test_mix_keeps_latent_a_extra_keys():
     assert out is not a and out["samples"] is not a["samples"]
 
 
+def test_a_new_batch_size_drops_comfyui_keys_that_no_longer_line_up():
+    """batch_index (one noise index per latent) and a per-latent noise_mask describe the old batch: kept, a walk's
+    16 frames would carry 2 indices and ComfyUI's sampler would fail on them. One mask for all still fits."""
+    keys = latents(b=2, batch_index=[3, 4], noise_mask=torch.ones(2, 1, 4, 4), atelier_model="abc123")
+    (frames,) = run("AtelierLatentWalk", keyframes=keys, frames=16, method="slerp", easing="linear", loop=False)
+    assert frames["samples"].shape[0] == 16 and set(frames) == {"samples", "atelier_model"}
+    one = latents(b=1, batch_index=[7], noise_mask=torch.ones(1, 1, 4, 4))
+    out = mix(one, latents(b=3, seed=1), 0.5, "lerp")
+    assert out["samples"].shape[0] == 3 and set(out) == {"samples", "noise_mask"}
+    assert out["noise_mask"] is one["noise_mask"]
+
+
 def test_mixed_latents_decode():
     ae = tiny_ae("conv")
     (la,) = run("AtelierEncode", autoencoder=ae, images=procedural(2, 32, seed=1))
