@@ -67,7 +67,7 @@ def test_works_of_every_image_mode_train_as_in_load_image_folder(tmp_path):
         img.save(tmp_path / name)
     ds = WorkFolder(str(tmp_path))
     for i, path in enumerate(ds.paths):
-        assert torch.equal(ds.work(i), torch.from_numpy(np.asarray(open_image(path))).permute(2, 0, 1)), path
+        assert torch.equal(ds.work(i), torch.from_numpy(np.array(open_image(path))).permute(2, 0, 1)), path
     node = NODE_CLASS_MAPPINGS["AtelierTrainAutoencoder"]()
     with torch.inference_mode():
         ae, _, _ = node.train(tiny_ae("conv"), steps=1, batch_size=2, learning_rate=0.002, seed=0, loss="mse",
