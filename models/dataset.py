@@ -7,14 +7,13 @@ new work per step. The pool is a pure function of (seed, step), so a batch is to
 Works keep their own sizes and aspect ratios; one smaller than the crop is scaled up to fit it.
 """
 import logging
-import os
 from collections import OrderedDict
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .imagefolder import ImageFolderError, list_images, open_image
+from .imagefolder import list_images, open_image, opened
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +23,13 @@ NEW_PER_STEP = 1          # works decoded per training step once the pool is ful
 
 
 def _header_size(path):
-    """(width, height) as shown (EXIF rotation applied), read without decoding the pixels."""
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if img.getexif().get(0x0112) in (5, 6, 7, 8):
-                w, h = h, w
-            return w, h
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageFolderError(f"cannot read {os.path.basename(path)} ({e}); remove it from the folder or "
-                               "re-save it as PNG/JPEG") from None
+    """(width, height) as shown (EXIF rotation applied), read without decoding the pixels; refused as
+    Load Image Folder refuses the file (too large for the memory budget, a decompression bomb, unreadable)."""
+    with opened(path) as (img, _):
+        w, h = img.size
+        if img.getexif().get(0x0112) in (5, 6, 7, 8):
+            w, h = h, w
+        return w, h
 
 
 class WorkFolder:

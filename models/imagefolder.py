@@ -7,6 +7,7 @@ decompression bombs are refused from their header, before decoding, when their p
 memory budget (models/memory.py); the rest are decoded at reduced size where the format allows
 (JPEG draft) and resized in 8 bit, so only the final small images are ever float.
 """
+import contextlib
 import logging
 import os
 import random
@@ -52,11 +53,11 @@ def _unreadable(path, e):
                             "re-save it as PNG/JPEG")
 
 
-def decode(path, need=None, frames=False):
-    """Open an image file safely: PIL image(s) with EXIF rotation applied, still in their own mode.
-    ``need`` (w, h): the size the caller will shrink to, so JPEGs can be decoded smaller (draft).
-    ``frames``: a list of every frame (except for MPO, whose frames are views of one photo: as ComfyUI's
-    Load Image), else the first frame alone."""
+@contextlib.contextmanager
+def opened(path, frames=False):
+    """``path`` opened safely as (PIL image with only its header read, frame count), for every reader of an
+    image file: only regular files; refused from the header when its pixels (every frame's with ``frames``)
+    exceed the memory budget; any failure in the block becomes an ImageFolderError saying what to do."""
     try:
         with open_regular(path) as f, warnings.catch_warnings():
             # Our own pixel limit below is the check; PIL's warning would reach the user raw.
@@ -71,15 +72,7 @@ def decode(path, need=None, frames=False):
                     f"{max_pixels() / 1e6:.0f} megapixels that fit the memory budget of "
                     f"{memory.size_text(memory.budget_bytes())}; scale it down in an image editor first (or raise "
                     f"{memory.ENV})")
-            if need and img.format == "JPEG":
-                img.draft(img.mode, need)  # decodes at 1/2, 1/4 or 1/8 scale, never below ``need``
-            out = []
-            out = []
-            for i in range(n):
-                img.seek(i)
-                img.load()
-                out.append(ImageOps.exif_transpose(_shrink(img, need)))
-            return out if frames else out[0]
+            yield img, n
     except ImageFolderError:
         raise
     except Image.DecompressionBombError as e:
@@ -87,6 +80,22 @@ def decode(path, need=None, frames=False):
                                "image editor first") from None
     except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError, MemoryError) as e:
         raise _unreadable(path, e) from None
+
+
+def decode(path, need=None, frames=False):
+    """Open an image file safely: PIL image(s) with EXIF rotation applied, still in their own mode.
+    ``need`` (w, h): the size the caller will shrink to, so JPEGs can be decoded smaller (draft).
+    ``frames``: a list of every frame (except for MPO, whose frames are views of one photo: as ComfyUI's
+    Load Image), else the first frame alone."""
+    with opened(path, frames) as (img, n):
+        if need and img.format == "JPEG":
+            img.draft(img.mode, need)  # decodes at 1/2, 1/4 or 1/8 scale, never below ``need``
+        out = []
+        for i in range(n):
+            img.seek(i)
+            img.load()
+            out.append(ImageOps.exif_transpose(_shrink(img, need)))
+        return out if frames else out[0]
 
 
 def _shrink(img, need):

@@ -221,10 +221,24 @@ def latent_directions(z, max_directions=16):
             "variance": variance.float(), "total_variance": float((s ** 2).sum() / (n - 1))}
 
 
+def _directions(directions):
+    """(directions [k,C,h,w], variance [k]) of a DIRECTIONS value, refused unless it is what latent_directions
+    makes: a workflow's value can be anything (a prompt, another pack's node), and a key or type error would not
+    say what to connect."""
+    d, var = (directions.get("directions"), directions.get("variance")) if isinstance(directions, dict) else (0, 0)
+    if not (isinstance(d, torch.Tensor) and isinstance(var, torch.Tensor) and d.ndim == 4 and var.ndim == 1
+            and d.shape[0] == var.shape[0] and d.is_floating_point() and var.is_floating_point()
+            and bool(torch.isfinite(d).all()) and bool((var >= 0).all()) and bool(torch.isfinite(var).all())):
+        raise LatentError("directions is not what Latent Directions makes (a dict of 'directions' [k, channels, "
+                          "height, width] and their 'variance' [k], finite); connect the directions output of a "
+                          "Latent Directions node")
+    return d, var
+
+
 def edit_along(z, directions, moves):
     """Move latents along directions: ``moves`` is [(index, strength in standard deviations)]."""
+    d, var = _directions(directions)
     out = z.clone()
-    d, var = directions["directions"], directions["variance"]
     for index, strength in moves:
         if not 0 <= index < d.shape[0]:
             raise LatentError(f"direction {index} does not exist; these directions are numbered 0..{d.shape[0] - 1}")

@@ -6,14 +6,15 @@ import torch.nn.functional as F
 
 from ..models import memory
 from ..models.formats import latent_samples
-from ..models.latent_math import (check_direction_batch, edit_along, latent_channel_grid, latent_directions,
-                                  latent_rgb)
+from ..models.latent_math import (LatentError, check_direction_batch, edit_along, latent_channel_grid,
+                                  latent_directions, latent_rgb)
 from ..models.plots import bar_chart, grid_shape, image_grid
 from .base import AtelierNode
 from .latent_nodes import with_samples
 from .schema import COMBO, FLOAT, INT, LINK
 
 DIRECTIONS = "DIRECTIONS"
+VIEWS = ("pca-rgb", "channels")   # Visualize Latent's modes
 
 
 class AtelierLatentDirections(AtelierNode):
@@ -91,21 +92,31 @@ class AtelierVisualizeLatent(AtelierNode):
     def INPUT_TYPES(cls):
         return {"required": {
             "latent": LINK("LATENT", "Any latent."),
-            "mode": COMBO(["pca-rgb", "channels"], "pca-rgb: the three strongest patterns as red, green and blue. "
+            "mode": COMBO(list(VIEWS), "pca-rgb: the three strongest patterns as red, green and blue. "
                           "channels: one grey tile per channel."),
             "scale": INT(8, 1, 64, "Enlargement: each latent cell becomes scale x scale pixels."),
         }}
 
     def show(self, latent, mode, scale):
-        z = latent_samples(latent).float()
+        if mode not in VIEWS:   # headless prompts skip the dropdown's check
+            raise LatentError(f"unknown mode {mode!r}; choose one of {', '.join(VIEWS)}")
+        z = latent_samples(latent)
         b, c, h, w = z.shape
-        cells = b * h * w if mode == "pca-rgb" else math.prod(grid_shape(c, h, w, min(8, c), 1)[2:])
-        memory.check("scale", int(scale), lambda s: cells * s * s * 3 * memory.FLOAT_BYTES * 2,
-                     advice="show a smaller latent")
+        # The working memory beside the picture, measured (peak RSS): pca-rgb holds a float64 copy of every value
+        # and its centred copy, 16.1 bytes per value on a [1,256,512,512] latent (1.0 GB; 16 GB at 2048x2048), and
+        # with few channels up to 96 bytes per cell for the projection and its quantiles; channels holds a
+        # normalised float copy of the first latent beside its grid. Plus the float copy of a half-precision latent.
         if mode == "pca-rgb":
-            img = latent_rgb(z)
+            shown, cells, work = z, b * h * w, b * h * w * (16 * c + 96)
         else:
-            tiles = latent_channel_grid(z[:1])
+            shown, cells, work = z[:1], math.prod(grid_shape(c, h, w, min(8, c), 1)[2:]), c * h * w * memory.FLOAT_BYTES
+        work += 0 if z.dtype == torch.float32 else shown.numel() * memory.FLOAT_BYTES
+        memory.check("scale", int(scale), lambda s: work + cells * s * s * 3 * memory.FLOAT_BYTES * 2,
+                     advice="show fewer or smaller latents")
+        if mode == "pca-rgb":
+            img = latent_rgb(shown.float())
+        else:
+            tiles = latent_channel_grid(shown.float())
             img = image_grid(tiles, columns=min(8, tiles.shape[0]), padding=1)
         img = F.interpolate(img.movedim(-1, 1), scale_factor=int(scale), mode="nearest").movedim(1, -1)
         return (img.contiguous().to(torch.float32),)

@@ -31,16 +31,25 @@ def bomb_png(path, side):
     return path
 
 
+LOADERS = {"AtelierLoadImageFolder": dict(size=64, mode="resize", count=0),
+           "AtelierLoadDataset": dict(max_side=0, count=0)}
+
+
+@pytest.mark.parametrize("node", LOADERS)
 @pytest.mark.parametrize("budget_mb,side,fragment", [(64, 4000, "megapixels that fit the memory budget"),
-                                                     (1_000_000, 20_000, "too large to decode safely")])
-def test_huge_images_are_refused_from_their_header_without_a_raw_warning(tmp_path, monkeypatch, budget_mb, side,
-                                                                         fragment):
+                                                     (1_000_000, 20_000, "too large to decode safely"),
+                                                     (1_000_000, 100_000, "too large to decode safely")])
+def test_huge_images_are_refused_from_their_header_without_a_raw_warning(tmp_path, monkeypatch, node, budget_mb,
+                                                                         side, fragment):
+    """Both folder loaders refuse a bomb's header alike (Load Dataset Folder once said "cannot read ... (PIL's
+    message)" and let an image over the budget through to fail mid-training)."""
     monkeypatch.setenv(memory.ENV, str(budget_mb))
     bomb_png(tmp_path / "bomb.png", side)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a DecompressionBombWarning would fail the test
-        with pytest.raises(ValueError, match=refusal("AtelierLoadImageFolder", f"bomb.png.*{fragment}")):
-            call("AtelierLoadImageFolder", folder=str(tmp_path), size=64, mode="resize", count=0)
+        with pytest.raises(ValueError, match=refusal(node, f"bomb.png.*{fragment}.*scale it down in an image "
+                                                           "editor first")):
+            call(node, folder=str(tmp_path), **LOADERS[node])
 
 
 def test_a_big_sparse_image_is_shrunk_in_8_bit_before_anything_is_float(tmp_path, monkeypatch):

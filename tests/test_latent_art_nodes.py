@@ -108,6 +108,32 @@ def test_directions_are_orthonormal_ordered_by_variance_and_edit_moves_along_the
         node("AtelierLatentEdit").edit({"samples": z[:1]}, d, 9, 1.0)
 
 
+@pytest.mark.parametrize("bad", [None, "directions", {}, {"directions": torch.zeros(2, 4, 4, 4)},
+                                 {"directions": [[0.0]], "variance": torch.ones(2)},
+                                 {"directions": torch.zeros(2, 4, 4, 4), "variance": torch.ones(3)},
+                                 {"directions": torch.zeros(2, 4, 4, 4, dtype=torch.long), "variance": torch.ones(2)},
+                                 {"directions": torch.full((2, 4, 4, 4), float("nan")), "variance": torch.ones(2)}])
+def test_latent_edit_refuses_malformed_directions_naming_the_node_that_makes_them(bad):
+    """A prompt or another node can send anything as directions; it once raised a bare KeyError or TypeError."""
+    z = latents(1, 4, 4, 4)
+    before = z.clone()
+    with pytest.raises(ValueError, match=refusal("AtelierLatentEdit", "directions is not what Latent Directions "
+                                                 r"makes .*; connect the directions output of a Latent Directions")):
+        node("AtelierLatentEdit").edit({"samples": z}, bad, 0, 1.0)
+    assert torch.equal(z, before)
+
+
+@pytest.mark.parametrize("mode", ["pca", "PCA-RGB", "", None])
+def test_visualize_latent_refuses_an_unknown_mode(mode):
+    """Headless prompts skip the dropdown's check; an unknown mode once drew the channels."""
+    z = latents(1, 4, 6, 6)
+    before = z.clone()
+    with pytest.raises(ValueError, match=refusal("AtelierVisualizeLatent", r"unknown mode .*; choose one of "
+                                                 "pca-rgb, channels$")):
+        node("AtelierVisualizeLatent").show({"samples": z}, mode, 2)
+    assert torch.equal(z, before)
+
+
 def test_visualize_latent_shapes_and_range():
     z = latents(2, 8, 6, 5)
     (rgb,) = node("AtelierVisualizeLatent").show({"samples": z}, "pca-rgb", 4)

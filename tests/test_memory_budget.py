@@ -78,6 +78,27 @@ def test_visualize_latent(budget):
     assert call("AtelierVisualizeLatent", latent=z, mode="pca-rgb", scale=fits)[0].shape[1] == 32 * fits
 
 
+def test_visualize_latent_counts_the_pca_working_set(budget, monkeypatch):
+    """pca-rgb holds float64 copies of every latent value (16 bytes each, measured): a [1,256,64,64] latent whose
+    picture at scale 1 is 100 KB needs about 16 MB. Only the picture was counted, so a [1,256,2048,2048] latent
+    passed the check and then asked for 16 GB. Refused before anything is allocated; fits a budget above it."""
+    from autoencoder_atelier.nodes import explore_nodes
+    z = torch.randn(1, 256, 64, 64)
+    before = z.clone()
+    real = explore_nodes.latent_rgb
+    monkeypatch.setattr(explore_nodes, "latent_rgb", lambda *_: pytest.fail("the PCA ran before the budget check"))
+    budget(8)
+    with pytest.raises(ValueError) as e:
+        call("AtelierVisualizeLatent", latent={"samples": z}, mode="pca-rgb", scale=1)
+    msg = str(e.value)
+    assert msg.startswith(error_start("AtelierVisualizeLatent") + "scale=1 would need about 16 MB"), msg
+    assert "even scale=1 does not fit; show fewer or smaller latents" in msg, msg
+    assert torch.equal(z, before)
+    monkeypatch.setattr(explore_nodes, "latent_rgb", real)
+    budget(24)
+    assert call("AtelierVisualizeLatent", latent={"samples": z}, mode="pca-rgb", scale=1)[0].shape == (1, 64, 64, 3)
+
+
 def test_image_grid(budget):
     budget(1)
     images = torch.rand(64, 8, 8, 3)
