@@ -23,6 +23,7 @@ from swd import finest_level_swd
 
 from autoencoder_atelier.models.autoencoder import Autoencoder  # noqa: E402
 from autoencoder_atelier.models.config import default_config  # noqa: E402
+from autoencoder_atelier.models.grain import add_grain  # noqa: E402
 from autoencoder_atelier.models.imagefolder import load_folder  # noqa: E402
 from autoencoder_atelier.models.losses import ms_ssim  # noqa: E402
 from autoencoder_atelier.models.pca import principal_components  # noqa: E402
@@ -228,10 +229,15 @@ def sharp(args):
             out.model.to("cpu")
             with torch.no_grad():
                 y = torch.cat([out.model.decode(out.model.encode(b)) for b in test.movedim(-1, 1).split(32)])
+            gain = out.state.summary.get("grain", 0.0)
+            if gain:   # what Decode gives an artist: the decoder's picture plus the model's grain (grain.py)
+                sharp_row(label, f"{loss}, decoder alone (grain 0)", y.movedim(1, -1), test)
+                y = add_grain(y, gain)
             recons[loss] = y.movedim(1, -1)
             ms = float(torch.stack([ms_ssim(a[None], b[None]) for a, b in zip(y, test.movedim(-1, 1))]).mean())
             secs = step_seconds(out, train, node_defaults(args, steps=12, loss=loss), args.device)
-            sharp_row(label, loss, recons[loss], test, f"{ms:.4f}", f"{secs:.3f}")
+            sharp_row(label, f"{loss} (grain gain {gain:.2f})" if gain else loss, recons[loss], test, f"{ms:.4f}",
+                      f"{secs:.3f}")
         if "mse" in recons:
             # Reference, not a decoder: mse's pictures plus seeded per-pixel grain. The SWD normalises each set's
             # detail to one scale, so plain noise lowers it too; a texture term has to beat this row.

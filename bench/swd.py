@@ -13,27 +13,12 @@ then 4 repeats x 128 random unit projections, and the mean gap between sorted pr
 The two sets may differ in size: each gives the same number of descriptors (`descriptors`), drawn at
 random images and positions, so their sorted projections line up one to one.
 """
+import _pack  # noqa: F401  (registers the pack)
 import numpy as np
 import torch
+from autoencoder_atelier.models.pyramid import laplacian_pyramid
 
 NHOOD = 7
-_KERNEL = torch.tensor([1., 4., 6., 4., 1.]) / 16   # ProGAN's 5-tap binomial (Gaussian) filter
-
-
-def _blur(x):
-    k = _KERNEL.to(x)
-    c = x.shape[1]
-    x = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
-    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c)
-    return torch.nn.functional.conv2d(x, k.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c)
-
-
-def _up(x):
-    """Zero-insertion upsampling then the filter (x4 to keep the brightness): ProGAN's pyr_up."""
-    b, c, h, w = x.shape
-    z = x.new_zeros(b, c, h * 2, w * 2)
-    z[:, :, ::2, ::2] = x * 4
-    return _blur(z)
 
 
 def level_count(size, smallest=16):
@@ -42,16 +27,6 @@ def level_count(size, smallest=16):
     while size // 2 ** n >= smallest:
         n += 1
     return n
-
-
-def laplacian_pyramid(x, levels):
-    """[B,C,H,W] -> `levels` band-pass images, finest first; the last is the low-pass remainder."""
-    out = []
-    for _ in range(levels - 1):
-        down = _blur(x)[:, :, ::2, ::2]
-        out.append(x - _up(down)[:, :, :x.shape[2], :x.shape[3]])
-        x = down
-    return out + [x]
 
 
 def _descriptors(level, count, gen):

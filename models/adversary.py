@@ -15,8 +15,9 @@ from .optim import adamw, load_optimizer_state, optimizer_state
 DISC_WIDTH = 32       # channels of the first layer (doubling twice)
 DISC_LR_RATIO = 1.0   # the discriminator's learning rate relative to the autoencoder's
 DISC_BETAS = (0.5, 0.9)  # Adam's usual GAN setting (DCGAN, VQGAN): short memory for a moving target
-ADV_WEIGHT = 1.0      # scale of the adaptively weighted adversarial term (VQGAN: 0.5-0.8, but beside LPIPS;
-                      # alone, 0.5 left the finest-level SWD at 0.98x mse's; 1.0: 0.64-0.79x at 48x, RESULTS.md)
+ADV_WEIGHT = 0.5      # scale of the adaptively weighted adversarial term (VQGAN: 0.5-0.8). 1.0 pushed the finest-level
+                      # SWD further alone (0.54-0.75x mse's at 48x) but painted a diagonal hatch locked to the latent
+                      # grid; at 0.5 the decoder stays clean and grain.py adds the texture (0.32-0.40x, RESULTS.md)
 MAX_ADAPTIVE = 1e4    # VQGAN's clamp on the gradient-norm ratio
 
 

@@ -101,6 +101,8 @@ class Autoencoder:
                          + (f", {loss_label(s['final_loss'])}" if "final_loss" in s else ""))
             if "val_psnr" in s:
                 lines.append(f"{s['held_out']} held-back works: {s['val_psnr']:.2f} dB (weights of the best step)")
+            if s.get("grain"):
+                lines.append(f"grain: {s['grain']:.2f} of the picture's activity, painted back on decode")
         else:
             lines.append("untrained")
         p = self.prior

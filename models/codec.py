@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from . import formats, refine, tiling
 from .errors import AtelierError
+from .grain import add_grain
 from .networks import ARCHITECTURES
 from .precision import inference_dtype
 
@@ -118,10 +119,12 @@ def decoded_bytes(ae, z):
 
 
 @torch.no_grad()
-def decode(ae, latent, device="cpu", progress=None):
-    """LATENT -> IMAGE [B,H,W,3] on the CPU, with encode-time padding removed; ``progress`` as for encode."""
+def decode(ae, latent, device="cpu", progress=None, grain=1.0):
+    """LATENT -> IMAGE [B,H,W,3] on the CPU, with encode-time padding removed; ``progress`` as for encode. A model
+    trained with loss sharp adds ``grain`` times its fitted grain (grain.py; 0 = the decoder's picture alone)."""
     z = check_latent(ae, latent)
     y = tiling.decode(ae.on(device).model, z, device, inference_dtype(ae.config, device), progress=progress)
+    y = add_grain(y, ae.state.summary.get("grain", 0.0), grain)
     size = formats.latent_labels(latent)[2]
     if size and not ae.model.fixed_size:
         f = ae.model.downscale

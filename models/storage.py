@@ -25,6 +25,7 @@ from .adversary import expected_shapes as adversary_shapes
 from .autoencoder import Autoencoder, TrainState
 from .config import ConfigError, validate_config
 from .errors import AtelierError
+from .grain import MAX_GAIN
 from .networks import build_network, network_class
 
 log = logging.getLogger(__name__)
@@ -476,7 +477,9 @@ def _check_values(path, tensors):
 # What the pack itself reads back from a summary; a value of another type (an edited file) is dropped.
 SUMMARY_TYPES = {"final_loss": (int, float), "psnr": (int, float), "data_size": int, "steps": int,
                  "batch_size": int, "learning_rate": (int, float), "precision": str, "loss": str,
-                 "corruption": str, "stopped_early": str, "val_psnr": (int, float), "held_out": int}
+                 "corruption": str, "stopped_early": str, "val_psnr": (int, float), "held_out": int,
+                 "grain": (int, float)}
+SUMMARY_RANGES = {"grain": (0.0, MAX_GAIN)}   # values decoding uses: out of range is an edited file, dropped
 
 
 def _summary_value(key, v):
@@ -484,6 +487,9 @@ def _summary_value(key, v):
     scalar = (int, float, str) if want is None else want
     if isinstance(v, bool) or not isinstance(v, scalar if want else (int, float, str, list)):
         return want is None and isinstance(v, bool)
+    if key in SUMMARY_RANGES:
+        lo, hi = SUMMARY_RANGES[key]
+        return math.isfinite(v) and lo <= v <= hi
     if isinstance(v, float):
         return math.isfinite(v)
     if isinstance(v, str):

@@ -21,6 +21,7 @@ from . import interrupt, validation
 from .adversary import Adversary, adaptive_weight
 from .corruption import corrupt
 from .dataset import WorkFolder
+from .grain import fit_gain
 from .latent_stats import latent_statistics
 from .losses import last_loss, psnr, reconstruction_loss
 from .optim import adamw, load_optimizer_state, optimizer_state
@@ -436,11 +437,23 @@ class Trainer:
             st.summary.pop("val_psnr", None)
         if st.loss_history:
             st.summary["final_loss"] = last_loss(st.loss_history)
+        st.summary.pop("grain", None)   # fitted to the decoder as it was: a new one gets its own, or none
+        if self.settings.loss == "sharp" and not self.net.fixed_size:
+            st.summary["grain"] = round(self._grain_gain(sample), 4)
         st.latent_stats = latent_statistics(self.net, self.data if self.dataset is None else self.sample_images(64),
                                             self.crop)
         if self.dataset is not None:
             self.dataset.release()
         return self.ae
+
+    @torch.no_grad()
+    def _grain_gain(self, sample):
+        """grain.py's gain, on the held-back works (detail lost on works it never saw is what decoding new ones
+        loses), else on the sample of training works."""
+        works = sample if self.val is None else self.val
+        inputs = works if self.val_input is None else self.val_input
+        decoded = torch.cat([self.net.reconstruct(a) for a in inputs.split(16)])
+        return fit_gain(decoded, works)
 
     def sample_images(self, n=8):
         """A fixed set of (whole) works used for previews and the reconstruction grid."""

@@ -5,12 +5,13 @@ import torch
 
 from helpers import procedural
 import swd
+from autoencoder_atelier.models.pyramid import blur as binomial_blur
 
 
 @pytest.fixture(scope="module")
 def sets():
     real_a, real_b = procedural(32, 64, seed=1), procedural(32, 64, seed=2)
-    blurred = swd._blur(swd._blur(real_b.movedim(-1, 1).double())).movedim(1, -1).float()
+    blurred = binomial_blur(binomial_blur(real_b.movedim(-1, 1).double())).movedim(1, -1).float()
     noise = torch.rand(real_b.shape, generator=torch.Generator().manual_seed(0))
     return real_a, real_b, blurred, noise
 
