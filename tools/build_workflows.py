@@ -32,7 +32,7 @@ def NOTE(id, pos, text, box=(420, 200)):
 # saved path, Save/Preview Image by their picture.
 TITLE = 30
 MIN_HEIGHT = {"AtelierTrainAutoencoder": 640, "AtelierTrainLatentPrior": 560, "AtelierSaveAutoencoder": 170,
-              "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178, "AtelierEncode": 102,
+              "AtelierNewAutoencoder": 250, "AtelierLoadImageFolder": 178, "AtelierEncode": 102, "AtelierDecode": 78,
               "AtelierSampleLatent": 202, "AtelierLoadAutoencoder": 250, "SaveImage": 250, "PreviewImage": 250,
               "LoadImage": 320}
 MIN_WIDTH = {"AtelierEncode": 330, "AtelierDecode": 330}   # their display names set the title's width
@@ -148,7 +148,7 @@ def two_images(note, combiner, decode_pos, title, prefix):
         N(5, "AtelierEncode", (720, 400), "Encode B", box=(240, 80)),
         combiner,
         N(7, "AtelierDecode", (x, y), box=(240, 60)),
-        N(8, "SaveImage", (x, y + 100), title, filename_prefix=prefix, box=(360, 360)),
+        N(8, "SaveImage", (x, y + 110), title, filename_prefix=prefix, box=(360, 360)),
     ], [
         (1, "autoencoder", 4, "autoencoder"), (1, "autoencoder", 5, "autoencoder"), (2, "image", 4, "images"),
         (3, "image", 5, "images"), (4, "latent", 6, "latent_a"), (5, "latent", 6, "latent_b"),
@@ -240,7 +240,7 @@ WORKFLOWS = {
         N(9, "AtelierLatentWalk", (1160, 840), frames=13, method="slerp", easing="ease-in-out", loop=False,
           box=(280, 150)),
         N(10, "AtelierDecode", (1470, 840), box=(240, 60)),
-        N(11, "AtelierImageGrid", (1470, 940), columns=13, padding=2, box=(240, 90)),
+        N(11, "AtelierImageGrid", (1470, 950), columns=13, padding=2, box=(240, 90)),
         N(12, "SaveImage", (1180, 20), "Walk strip (centre-cropped works)", filename_prefix="atelier/walk_strip",
           box=(480, 260)),
     ], [
@@ -279,12 +279,12 @@ WORKFLOWS = {
         N(5, "SaveImage", (1470, 20), "Direction chart", filename_prefix="atelier/direction_chart", box=(320, 200)),
         N(6, "AtelierLatentEdit", (760, 140), index=0, strength=2.0, box=(280, 170)),
         N(7, "AtelierDecode", (1110, 140), "Decode edits", box=(240, 60)),
-        N(8, "AtelierImageGrid", (1110, 240), "Edit grid", columns=8, padding=2, box=(240, 90)),
+        N(8, "AtelierImageGrid", (1110, 250), "Edit grid", columns=8, padding=2, box=(240, 90)),
         N(9, "SaveImage", (1470, 360), "Edited works", filename_prefix="atelier/direction_edit", box=(420, 200)),
         N(10, "AtelierSampleLatent", (400, 420), batch_size=8, width=128, height=128, seed=0, temperature=1.0,
           box=(280, 190)),
         N(11, "AtelierDecode", (760, 420), "Decode samples", box=(240, 60)),
-        N(12, "AtelierImageGrid", (760, 520), "Sample grid", columns=8, padding=2, box=(240, 90)),
+        N(12, "AtelierImageGrid", (760, 530), "Sample grid", columns=8, padding=2, box=(240, 90)),
         N(13, "SaveImage", (1130, 420), "Samples", filename_prefix="atelier/samples", box=(280, 250)),
         N(14, "LoadImage", (20, 780), "Image A (content)", image="example.png", box=(300, 300)),
         N(15, "LoadImage", (340, 780), "Image B (style)", image="example.png", box=(300, 300)),
@@ -292,7 +292,7 @@ WORKFLOWS = {
         N(17, "AtelierEncode", (700, 920), "Encode B", box=(240, 80)),
         N(18, "AtelierLatentStyleMix", (1070, 780), strength=1.0, box=(280, 110)),
         N(19, "AtelierDecode", (1390, 780), "Decode style mix", box=(240, 60)),
-        N(20, "SaveImage", (1390, 880), "Style mix", filename_prefix="atelier/style_mix", box=(320, 280)),
+        N(20, "SaveImage", (1390, 890), "Style mix", filename_prefix="atelier/style_mix", box=(320, 280)),
         N(21, "AtelierVisualizeLatent", (1070, 940), mode="pca-rgb", scale=8, box=(280, 110)),
         N(22, "SaveImage", (1760, 780), "Latent view", filename_prefix="atelier/latent_view", box=(320, 280)),
     ], [
@@ -360,7 +360,7 @@ WORKFLOWS = {
         N(12, "AtelierSampleLatent", (800, 1180), "New pictures", batch_size=4, width=512, height=384, seed=0,
           temperature=1.0, box=(300, 200)),
         N(13, "AtelierDecode", (1160, 1180), box=(240, 60)),
-        N(14, "AtelierImageGrid", (1160, 1280), columns=2, padding=4, box=(240, 90)),
+        N(14, "AtelierImageGrid", (1160, 1290), columns=2, padding=4, box=(240, 90)),
         N(15, "SaveImage", (1530, 1180), "New pictures from the painting", filename_prefix="atelier/few_shot_new",
           box=(480, 360)),
     ], [
@@ -379,7 +379,7 @@ WORKFLOWS = {
         N(6, "AtelierSampleLatent", (800, 640), "New works", batch_size=16, width=128, height=128, seed=0,
           temperature=1.0, box=(300, 200)),
         N(7, "AtelierDecode", (1180, 640), box=(240, 60)),
-        N(8, "AtelierImageGrid", (1180, 740), columns=8, padding=2, box=(240, 90)),
+        N(8, "AtelierImageGrid", (1180, 750), columns=8, padding=2, box=(240, 90)),
         N(9, "SaveImage", (1540, 260), "New works", filename_prefix="atelier/new_works", box=(480, 300)),
         N(10, "AtelierSampleLatent", (800, 900), "One large picture", batch_size=1, width=768, height=512, seed=0,
           temperature=1.0, box=(300, 200)),
@@ -399,10 +399,10 @@ WORKFLOWS = {
         N(2, "LoadImage", (20, 590), "A work", image="example.png", box=(340, 320)),
         N(3, "AtelierEncode", (400, 300), box=(240, 80)),
     ] + [node for i, strength in enumerate((0.25, 0.5, 0.8)) for node in (
-        N(4 + 3 * i, "AtelierLatentVariations", (780, 20 + 330 * i), f"Strength {strength}", strength=strength,
+        N(4 + 3 * i, "AtelierLatentVariations", (780, 20 + 340 * i), f"Strength {strength}", strength=strength,
           seed=i, batch_size=4, box=(300, 200)),
-        N(5 + 3 * i, "AtelierDecode", (780, 250 + 330 * i), box=(240, 60)),
-        N(6 + 3 * i, "SaveImage", (1160, 20 + 330 * i), f"Variations at {strength}",
+        N(5 + 3 * i, "AtelierDecode", (780, 250 + 340 * i), box=(240, 60)),
+        N(6 + 3 * i, "SaveImage", (1160, 20 + 340 * i), f"Variations at {strength}",
           filename_prefix=f"atelier/variations_{int(strength * 100)}", box=(480, 280)),
     )], [
         (1, "autoencoder", 3, "autoencoder"), (2, "image", 3, "images"),
