@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from . import formats, refine, tiling
 from .errors import AtelierError
-from .grain import add_grain
+from .grain import WORKING_COPIES as GRAIN_COPIES, add_grain
 from .networks import ARCHITECTURES
 from .precision import inference_dtype
 
@@ -111,11 +111,13 @@ def check_latent(ae, latent):
 
 
 def decoded_bytes(ae, z):
-    """Memory of decoding latents ``z`` [B,C,h,w]: the float32 images, their NHWC copy and the crop
+    """Memory of decoding latents ``z`` [B,C,h,w]: the float32 images, their NHWC copy and the crop, and grain's
     (the passes themselves stay within tiling.MEMORY_BUDGET)."""
     net = ae.model
     side = (net.image_size,) * 2 if net.fixed_size else (z.shape[-2] * net.downscale, z.shape[-1] * net.downscale)
-    return z.shape[0] * 3 * side[0] * side[1] * 4 * 3
+    picture = 3 * side[0] * side[1] * 4
+    grain = (z.shape[0] + GRAIN_COPIES) * picture if ae.state.summary.get("grain") else 0   # its new batch
+    return z.shape[0] * picture * 3 + grain
 
 
 @torch.no_grad()

@@ -218,12 +218,15 @@ class Trainer:
         self.failed = "autoencoder"
         if adversarial and torch.isfinite(loss):
             # The discriminator runs in float32: it is small, and its gradient steers the picture.
-            g_loss = self.adversary.generator_term(recon, g)
-            adv = adaptive_weight(rec, g_loss, self.last_layer) * g_loss
-            if not torch.isfinite(adv):
+            g_loss, g_recon = self.adversary.generator_grad(recon, g)
+            weight = adaptive_weight(rec, g_recon, recon, self.last_layer)
+            adv = weight * g_loss
+            if not (torch.isfinite(adv) and torch.isfinite(g_recon).all()):
                 self.failed = "discriminator"
                 return None
-            loss = loss + adv
+            # A term whose gradient at recon is the weighted adversarial one: the autoencoder's backward pass
+            # carries it without running through the discriminator again.
+            loss = loss + (recon * (weight * g_recon)).sum()
         if not torch.isfinite(loss):
             return None
         self.opt.zero_grad(set_to_none=True)

@@ -50,7 +50,9 @@ class AtelierTrainAutoencoder(AtelierNode):
             "loss": COMBO(list(LOSSES), "mse: the classic (best PSNR, but fine detail averages into blur). l1: a "
                           "little sharper. mse+ssim: also rewards matching local structure. sharp (recommended for "
                           "art, conv models): mse plus a small discriminator, trained alongside from scratch, that "
-                          "teaches the decoder to paint texture instead of blur; slower per step.", default=D.loss),
+                          "teaches the decoder to paint texture instead of blur, and grain for the detail no latent "
+                          "holds (measured on your works at the end; Decode's grain input sets it); slower per "
+                          "step.", default=D.loss),
         }, "optional": {
             "images": LINK("IMAGE", "Training images, e.g. from Load Image Folder (or connect a dataset)."),
             "dataset": LINK(DATASET, "A large collection read lazily during training, from Load Dataset Folder; "

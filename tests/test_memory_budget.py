@@ -107,14 +107,20 @@ def test_image_grid(budget):
 
 
 def test_decode(budget, monkeypatch):
+    """A model with grain (loss sharp) makes one more batch of pictures: fewer fit the same budget."""
     from autoencoder_atelier.models import tiling
     monkeypatch.setattr(tiling, "MEMORY_BUDGET", 1 << 20)
-    budget(4)
-    ae = tiny_ae("conv")
-    z = {"samples": torch.randn(16, ae.config["latent_channels"], 64, 64)}
-    fits = refused("AtelierDecode", "the latent's batch size", autoencoder=ae, latent=z)
-    assert 1 <= fits < 16
-    assert call("AtelierDecode", autoencoder=ae, latent={"samples": z["samples"][:fits]})[0].shape[0] == fits
+    budget(16)
+    fits = {}
+    for grain in (None, 1.5):
+        ae = tiny_ae("conv")
+        if grain:
+            ae.state.summary["grain"] = grain
+        z = {"samples": torch.randn(16, ae.config["latent_channels"], 64, 64)}
+        fits[grain] = refused("AtelierDecode", "the latent's batch size", autoencoder=ae, latent=z)
+        assert call("AtelierDecode", autoencoder=ae, latent={"samples": z["samples"][:fits[grain]]})[0].shape[0] \
+            == fits[grain]
+    assert 1 <= fits[1.5] < fits[None] < 16, fits
 
 
 def test_train(budget):
