@@ -56,13 +56,13 @@ def noise(height, width):
 
 
 def add_grain(images, gain, amount=1.0):
-    """Decoded pictures [B,C,H,W] in 0..1 (CPU) with grain: ``amount`` x GRAIN_SHARE x ``gain`` x activity x the
+    """Decoded pictures [B,C,H,W] in 0..1 with grain: ``amount`` x GRAIN_SHARE x ``gain`` x activity x the
     pattern, clamped, as a new batch (one picture at a time, so the rest of its memory is WORKING_COPIES of one)."""
     strength = float(amount) * GRAIN_SHARE * float(gain)
     if strength <= 0 or min(images.shape[-2:]) < MIN_SIDE:
         return images
-    pattern = noise(*images.shape[-2:])
-    out = torch.empty(images.shape, dtype=torch.float32)
+    pattern = noise(*images.shape[-2:]).to(images.device)
+    out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
     for y, o in zip(images, out):
         torch.addcmul(y, activity(y[None])[0], pattern[0], value=strength, out=o).clamp_(0, 1)
     return out

@@ -21,7 +21,7 @@ from . import interrupt, validation
 from .adversary import Adversary, adaptive_weight
 from .corruption import corrupt
 from .dataset import WorkFolder
-from .grain import fit_gain
+from .grain import add_grain, fit_gain
 from .latent_stats import latent_statistics
 from .losses import last_loss, psnr, reconstruction_loss
 from .optim import adamw, load_optimizer_state, optimizer_state
@@ -423,7 +423,6 @@ class Trainer:
         with torch.no_grad():
             recon = self.net.reconstruct(sample)
         quality = psnr(recon, sample)
-        self.reconstructions = _pictures(sample), _pictures(recon)
         st.summary.update({
             "steps": st.step, "data_size": len(self.dataset) if self.dataset else int(self.data.shape[0]),
             "image_size": list(self.crop if self.dataset else self.data.shape[-2:]), "crop": list(self.crop),
@@ -443,6 +442,8 @@ class Trainer:
         st.summary.pop("grain", None)   # fitted to the decoder as it was: a new one gets its own, or none
         if self.settings.loss == "sharp" and not self.net.fixed_size:
             st.summary["grain"] = round(self._grain_gain(sample), 4)
+        # The reconstructions output shows what Decode will give: with the grain just fitted.
+        self.reconstructions = _pictures(sample), _pictures(add_grain(recon, st.summary.get("grain", 0.0)))
         st.latent_stats = latent_statistics(self.net, self.data if self.dataset is None else self.sample_images(64),
                                             self.crop)
         if self.dataset is not None:

@@ -102,3 +102,16 @@ def test_activity_follows_the_busy_part_of_a_picture():
     y[..., 32:, :] = (torch.arange(64) % 4 < 2).float()   # stripes of 2 px below, flat above
     a = activity(y)[0, 0]
     assert a[:8].max() < 1e-6 and a[48:].min() > 0.01   # its reach is about 20 px
+
+
+def test_train_s_reconstructions_show_the_grain_decode_will_add():
+    from autoencoder_atelier.models.train import Trainer
+    for loss, grained in (("sharp", True), ("mse", False)):
+        t = Trainer(tiny_ae(), procedural(8, 32), TrainSettings(steps=12, **{**SHARP, "loss": loss}))
+        out = t.run()
+        originals, shown = t.reconstructions
+        with torch.no_grad():
+            plain = out.model.reconstruct(originals.movedim(-1, 1)).movedim(1, -1)
+        assert torch.equal(shown, plain) != grained, loss
+        if grained:
+            assert torch.equal(shown, add_grain(plain.movedim(-1, 1), out.state.summary["grain"]).movedim(1, -1))
