@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from . import formats, refine, tiling
 from .errors import AtelierError
-from .grain import WORKING_COPIES as GRAIN_COPIES, add_grain
+from .grain import WORKING_COPIES as GRAIN_COPIES, add_grain, check_amount
 from .networks import ARCHITECTURES
 from .precision import inference_dtype
 
@@ -125,6 +125,7 @@ def decode(ae, latent, device="cpu", progress=None, grain=1.0):
     """LATENT -> IMAGE [B,H,W,3] on the CPU, with encode-time padding removed; ``progress`` as for encode. A model
     trained with loss sharp adds ``grain`` times its fitted grain (grain.py; 0 = the decoder's picture alone)."""
     z = check_latent(ae, latent)
+    check_amount(grain)
     y = tiling.decode(ae.on(device).model, z, device, inference_dtype(ae.config, device), progress=progress)
     y = add_grain(y, ae.state.summary.get("grain", 0.0), grain)
     size = formats.latent_labels(latent)[2]

@@ -13,14 +13,18 @@ best; the exact lost band, 0.2x). The noise is one fixed pattern (seed 0) per pi
 channel (grey grain, as in the works; coloured speckles read as noise), so decoding is repeatable and a walk's
 frames share their grain.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
+from .errors import AtelierError
 from .pyramid import blur, laplacian_pyramid
 
 GRAIN_SHARE = 0.4   # of the lost detail's fitted amplitude: 0.3 scored 0.5x mse's finest SWD (-0.25 dB), 0.5 0.33x
                     # (-0.65 dB); uncorrelated detail costs its own power in MSE, so the full amount costs ~2.3 dB
 MAX_GAIN = 20.0     # a fitted gain is ~1-3; more in a file is hostile or damaged
+MAX_AMOUNT = 2.0    # Decode's grain input: up to twice the measured grain
 WINDOW = 9          # local RMS window (pixels of the band it is taken on)
 MIN_SIDE = 8        # smaller pictures have no second band to measure
 WORKING_COPIES = 1  # add_grain's memory beyond its result, in pictures (measured 0.55 of one at 2048x2048)
@@ -55,9 +59,17 @@ def noise(height, width):
     return torch.randn((1, 1, height, width), generator=torch.Generator().manual_seed(0))
 
 
+def check_amount(amount):
+    """Decode's grain input, refused before any work when out of range."""
+    if not (isinstance(amount, (int, float)) and math.isfinite(amount) and 0 <= amount <= MAX_AMOUNT):
+        raise AtelierError(f"grain is {amount!r}; use 0..{MAX_AMOUNT:g} (1 = the grain measured on your works, "
+                           "0 = off)")
+
+
 def add_grain(images, gain, amount=1.0):
     """Decoded pictures [B,C,H,W] in 0..1 with grain: ``amount`` x GRAIN_SHARE x ``gain`` x activity x the
     pattern, clamped, as a new batch (one picture at a time, so the rest of its memory is WORKING_COPIES of one)."""
+    check_amount(amount)
     strength = float(amount) * GRAIN_SHARE * float(gain)
     if strength <= 0 or min(images.shape[-2:]) < MIN_SIDE:
         return images

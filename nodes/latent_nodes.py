@@ -6,6 +6,7 @@ import torch
 from ..models import codec, memory, tiling
 from ..models.errors import AtelierError
 from ..models.formats import check_mask_batch, latent_labels, latent_samples
+from ..models.grain import MAX_AMOUNT
 from ..models.latent_prior import WORKING_COPIES
 from ..models.latent_math import (EASINGS, MIX_MODES, SPLITS, LatentError, check_keyframes, collage, fit_mask, mix,
                                   paired_batch, sample_latents, split_mask, style_mix, walk)
@@ -110,7 +111,7 @@ class AtelierDecode(AtelierNode):
             "latent": LINK("LATENT", "Latents that Encode to Latent with Autoencoder made with this same "
                            "autoencoder (mixed, blended or otherwise edited as you like)."),
         }, "optional": {
-            "grain": FLOAT(1.0, 0.0, 2.0, "Models trained with loss sharp paint back the fine brushwork their "
+            "grain": FLOAT(1.0, 0.0, MAX_AMOUNT, "Models trained with loss sharp paint back the fine brushwork their "
                            "latents cannot hold as grain, where the picture is busy (measured on your works when "
                            "training ended). 1 = that amount, 0 = off (the smoothest picture, closest to the "
                            "original pixel for pixel), 2 = twice. No effect on models trained with another loss.",

@@ -115,3 +115,13 @@ def test_train_s_reconstructions_show_the_grain_decode_will_add():
         assert torch.equal(shown, plain) != grained, loss
         if grained:
             assert torch.equal(shown, add_grain(plain.movedim(-1, 1), out.state.summary["grain"]).movedim(1, -1))
+
+
+@pytest.mark.parametrize("amount", [-0.5, 2.5, float("nan"), float("inf"), "1"])
+def test_decode_refuses_a_grain_outside_its_range_before_decoding(sharp_model, amount, monkeypatch):
+    z = codec.encode(sharp_model, procedural(1, 32))
+    from autoencoder_atelier.models import tiling
+    monkeypatch.setattr(tiling, "decode", None)   # refused before any decoding
+    refusal = r"^Decode Latent with Autoencoder \(Atelier\): grain (is .*; use 0\.\.2|must be a finite)"
+    with pytest.raises(ValueError, match=refusal):
+        call("AtelierDecode", autoencoder=sharp_model, latent=z, grain=amount)
