@@ -104,20 +104,25 @@ def figures(label, ae, prior_ae, train, held, n, seed, out):
     return rows
 
 
-def seed_spread(prior_ae, train, held, n, seeds, ceiling):
-    """The prior's SWD over the ceiling (figures' row (c)) for sample seeds 0..seeds-1: how much of a ratio is
-    the draw."""
+def seed_spread(prior_ae, train, held, n, seeds, rows):
+    """The prior's SWD over the ceiling and the floor (figures' rows (c), (d)) and its novelty for sample seeds
+    0..seeds-1: how much of a figure is the draw."""
     f = prior_ae.config["downscale"]
     shape = (n, prior_ae.prior.channels, train.shape[1] // f, train.shape[2] // f)
-    ratios, medians = [], []
+    means, medians, mins = [], [], []
     for seed in range(seeds):
         samples = decode(prior_ae, prior_ae.prior.sample(shape, torch.Generator().manual_seed(seed)))
-        ratios.append(swd.swd(samples, held, seed=seed)["mean"] / ceiling)
-        medians.append(swd.novelty(samples, train, held)["median_ratio"])
-    r = torch.tensor(ratios)
-    print(f"\nprior samples over {seeds} sample seeds: {r.mean():.3f}x +- {r.std():.3f} the ceiling ({ceiling:.1f}; "
-          f"each: {' '.join(f'{v:.2f}' for v in ratios)}), novelty median {min(medians):.2f}-{max(medians):.2f}",
-          flush=True)
+        means.append(swd.swd(samples, held, seed=seed)["mean"])
+        nov = swd.novelty(samples, train, held)
+        medians.append(nov["median_ratio"])
+        mins.append(nov["min_ratio"])
+    m = torch.tensor(means)
+    print(f"\nprior samples over {seeds} sample seeds: SWD {m.mean():.1f} +- {m.std():.1f} (each: "
+          f"{' '.join(f'{v:.1f}' for v in means)})", flush=True)
+    for name in ("(c) decoder ceiling", "(d) real floor"):
+        r = m / rows[name]["mean"]
+        print(f"  / {name[4:]} ({rows[name]['mean']:.1f}): {r.mean():.3f}x +- {r.std():.3f}")
+    print(f"  novelty median {min(medians):.2f}-{max(medians):.2f}, min {min(mins):.2f}", flush=True)
 
 
 def train_prior(ae, images, args):
@@ -175,8 +180,10 @@ def painting_case(args):
 
     ae = cached_autoencoder(f"painting_{args.painting}", left, args.ae_steps, 64, args.loss)
     prior_ae = train_prior(ae, left, args)
-    figures(f"one painting ({name}, 512 px tall)", ae, prior_ae, crops(left, 80, 1), crops(right, 25, 2),
-            args.samples, 0, args.out)
+    train, held = crops(left, 80, 1), crops(right, 25, 2)
+    rows = figures(f"one painting ({name}, 512 px tall)", ae, prior_ae, train, held, args.samples, 0, args.out)
+    if args.sample_seeds > 1:
+        seed_spread(prior_ae, train, held, args.samples, args.sample_seeds, rows)
 
 
 def main():
@@ -204,7 +211,7 @@ def main():
     prior_ae = train_prior(ae, train, args)
     rows = figures("thumbs", ae, prior_ae, train, held, args.samples, 0, args.out)
     if args.sample_seeds > 1:
-        seed_spread(prior_ae, train, held, args.samples, args.sample_seeds, rows["(c) decoder ceiling"]["mean"])
+        seed_spread(prior_ae, train, held, args.samples, args.sample_seeds, rows)
     speed(prior_ae, args.out)
     if args.out:
         variations_picture(prior_ae, held[:4], args.out)

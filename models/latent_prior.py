@@ -4,20 +4,23 @@ Measured against multi-scale patch nearest-neighbour generation (GPNN, "Drop the
 latent space on 80 art thumbnails (bench/generation.py, bench/RESULTS.md): averaging overlapping nearest
 patches blurs the latents, and the decoder turns the blur into an 8-pixel grid (1.95x the decoder's SWD
 ceiling); taking each cell from a different patch makes a mosaic. What decodes into paintings is real,
-contiguous latent blocks that agree where they meet (image quilting, Efros & Freeman 2001; 1.11x), laid out
-after a composition no work has:
+contiguous latent blocks that agree where they meet (image quilting, Efros & Freeman 2001), laid out by the
+quilting itself rather than after a guide:
 
-- the composition (the guide) is a random, mirrored, zoomed-in crop of one work cut into another's along a
-  random soft-edged line (blended halfway, two layouts grey each other's colours); the temperature sets the
-  second work's share (none at 0, half at 1) and mixes in noise, more as it rises;
-- the blocks (6x6 cells) come from two *other* works, so no work is copied: a new picture has the layout of
-  two works and the brushwork and palette of others;
-- blocks are placed in raster order, each picked at random among those within the tolerance of the best fit
-  to the guide and to the blocks already placed (overlaps averaged); later passes re-fit every block to all
-  its neighbours, which cleans the seams;
-- a sample that still came out close to a work (under 0.62x the works' median distance to each other) is
-  drawn again, up to 4 times (the farthest draw is kept): bland samples near the set's most average work
-  otherwise pull the novelty figure down.
+- a sample is one work's blocks (5x5 cells) re-laid: placed in raster order, each picked at random among
+  the blocks that fit the ones already placed nearly as well as the best (the temperature sets how nearly:
+  0 takes the best, 1 any within a tenth of the way to an average block's misfit, 3 nearly any),
+  so the picture keeps that work's palette and brushwork in an arrangement it does not have; a later pass
+  re-fits every block to all its neighbours, which cleans the seams. Fitting blocks to a guide (a layout cut
+  from other works) picked the blocks nearest the guide in colour, bland ones, and mixing several works'
+  blocks in one picture mixed palettes no work has: both measured worse;
+- the samples of a batch take their works from a shuffled deck of all the works (a large painting's finest
+  scale counted as the many pictures it holds), so a batch shows as many different works as it can before any
+  repeats: a batch with repeats is less varied than the works (64 of the training works themselves, drawn
+  with repeats, scored 0.1x worse than 64 different ones);
+- a sample that still came out close to a copy is drawn again from the next work, up to 8 times (the draw
+  nearest to passing is kept): too close to a work as a whole (under 0.62x the works' median distance to each
+  other), or half or more of it lying as it lay in a work (a shifted copy, which the distance does not see).
 
 Pictures bigger than the works get such a composition at the works' size, then, doubled scale by scale, are
 re-made with GPNN from the works' finest 3x3-cell patches, so a 1024 px sample from 96 px works is one
@@ -67,20 +70,38 @@ def half(size):
     return max(1, -(-size[0] // 2)), max(1, -(-size[1] // 2))
 
 
-BLOCK, OVERLAP = 6, 2  # quilting: block side and overlap, in latent cells
-LAYOUT_WORKS, BLOCK_WORKS = 2, 2   # works cut into a composition; works whose blocks paint it
-LAYOUT_EDGE = 30       # steepness of the cut between the layout works (4, a halfway blend, scored 0.04-0.10x worse)
-LAYOUT_NOISE = 0.05    # the composition's share of noise at temperature 1, growing as its cube (1 from about 2.7)
-TRIES = 4              # draws of a sample that came out too close to a work
-COPY_RATIO = 0.62      # "too close": under this fraction of the works' median distance to each other
+BLOCK, OVERLAP = 5, 2  # quilting: block side and overlap, in latent cells
+TOLERANCE = 0.1        # blocks whose misfit is within this times temperature^2 of the way from the best to the average
+MAX_SHARE = 16         # a source's entries in the deck of sources
+TRIES = 8              # draws of a sample that came out too close to a work
+COPY_RATIO = 0.62      # "too close": under this fraction of the works' median distance to each other,
+COPY_SHARE = 0.5       # or over this share of the cells lying as they lay in one work
 
 
-def block_rows(views, block, generator):
-    """Every block x block window of the views ([C,h,w] each) as rows [N, C*block*block]."""
-    rows = torch.cat([F.unfold(v[None], block)[0].T for v in views if min(v.shape[-2:]) >= block])
+def block_rows(view, block, generator):
+    """Every block x block window of a view [C,h,w] as rows [N, C*block*block], and where each starts [N,2]."""
+    rows = F.unfold(view[None], block)[0].T
+    at = torch.arange(len(rows))
+    at = torch.stack([at // (view.shape[-1] - block + 1), at % (view.shape[-1] - block + 1)], 1)
     if len(rows) > MAX_PATCHES:
-        rows = rows[torch.randperm(len(rows), generator=generator)[:MAX_PATCHES]]
-    return rows
+        keep = torch.randperm(len(rows), generator=generator)[:MAX_PATCHES]
+        rows, at = rows[keep], at[keep]
+    return rows, at
+
+
+def region(view, size, generator):
+    """A random window of ``view`` [C,H,W] of ``size`` (all of a smaller view): one picture's worth of material."""
+    h, w = min(view.shape[-2], size[0]), min(view.shape[-1], size[1])
+    y, x = (int(torch.randint(n - m + 1, (), generator=generator)) for n, m in zip(view.shape[-2:], (h, w)))
+    return view[:, y:y + h, x:x + w]
+
+
+def _deck(shares, generator):
+    """Source i shares[i] times, shuffled, again and again: a batch's samples repeat no source more often than
+    its share until all have come, so a batch shows as many works as it can."""
+    entries = torch.repeat_interleave(torch.arange(len(shares)), torch.tensor(shares))
+    while True:
+        yield from entries[torch.randperm(len(entries), generator=generator)].tolist()
 
 
 def starts(n, block, step):
@@ -88,14 +109,16 @@ def starts(n, block, step):
     return s if s[-1] == n - block else s + [n - block]
 
 
-def quilt(guide, rows, generator, passes, tolerance, block):
-    """[b,C,h,w] latents made of the bank's blocks (rows [N, C*block*block]), each picked at random among those
-    whose squared error against the guide and the blocks around it is within ``tolerance`` of the best's."""
-    b, c, h, w = guide.shape
+def quilt(rows, at, shape, generator, passes, tolerance, block):
+    """[b,C,h,w] latents made of the bank's blocks (rows [N, C*block*block] starting at ``at`` [N,2] in their
+    view): each picked at random among those whose squared misfit to the blocks around it is within
+    ``tolerance`` of the way from the best's to the average's (the first block: any). Also [b]: the largest
+    share of each latent's cells copied from one place of the view (blocks that lie as they lay there)."""
+    b, c, h, w = shape
     overlap = min(OVERLAP, block - 1)
-    canvas, filled = torch.zeros_like(guide), torch.zeros(h, w)
+    canvas, filled = torch.zeros(shape), torch.zeros(h, w)
+    shift = torch.zeros(b, h, w, 2, dtype=torch.long)   # per cell: where its block lay in the view, relative to here
     sq = rows * rows
-    norms = sq.sum(1)
     ring = torch.ones(block, block)   # later passes fit a block to its neighbours: the cells they overlap
     ring[overlap:block - overlap, overlap:block - overlap] = 0
     for p in range(passes):
@@ -103,27 +126,19 @@ def quilt(guide, rows, generator, passes, tolerance, block):
             for x in starts(w, block, block - overlap):
                 win = (slice(None), slice(None), slice(y, y + block), slice(x, x + block))
                 known = (filled[win[2:]] if p == 0 else ring).expand(c, -1, -1).reshape(-1)
-                here, fit = canvas[win].reshape(b, -1), guide[win].reshape(b, -1)
-                cost = ((sq @ known + norms)[None] - 2 * (here * known + fit) @ rows.T
-                        + (here * here * known).sum(1, keepdim=True) + (fit * fit).sum(1, keepdim=True))
-                near = cost <= (1 + tolerance) * cost.min(1, keepdim=True).values + 1e-6
-                pick = rows[(torch.rand(cost.shape, generator=generator) * near).argmax(1)].reshape(b, c, block, block)
+                here = canvas[win].reshape(b, -1)
+                cost = (sq @ known)[None] - 2 * (here * known) @ rows.T + (here * here * known).sum(1, keepdim=True)
+                best = cost.min(1, keepdim=True).values
+                near = cost <= best + tolerance * (cost.mean(1, keepdim=True) - best) + 1e-6
+                k = (torch.rand(cost.shape, generator=generator) * near).argmax(1)
+                pick = rows[k].reshape(b, c, block, block)
                 if p == 0:   # the first pass averages the overlap with what is already there
                     pick = torch.where(filled[win[2:]].bool(), 0.5 * (pick + canvas[win]), pick)
                 canvas[win] = pick
                 filled[win[2:]] = 1
-    return canvas
-
-
-def zoomed_crop(view, size, generator, smallest=0.6):
-    """A random window of ``view`` [C,H,W] with the aspect of ``size``, 60-100% of the largest that fits,
-    maybe mirrored, resized to ``size``: a layout that is no work's own."""
-    H, W = view.shape[-2:]
-    fit = min(H / size[0], W / size[1], 1.0) * (smallest + (1 - smallest) * float(torch.rand((), generator=generator)))
-    ch, cw = max(1, round(size[0] * fit)), max(1, round(size[1] * fit))
-    y, x = (int(torch.randint(n + 1, (), generator=generator)) for n in (H - ch, W - cw))
-    crop = view[None, :, y:y + ch, x:x + cw]
-    return resize(crop.flip(-1) if torch.rand((), generator=generator) < 0.5 else crop, size)
+                shift[:, y:y + block, x:x + block] = (at[k] - torch.tensor([y, x]))[:, None, None]
+    copied = torch.stack([torch.unique(s.reshape(-1, 2), dim=0, return_counts=True)[1].max() for s in shift])
+    return canvas, copied / (h * w)
 
 
 class PatchBank:
@@ -158,7 +173,10 @@ class LatentPrior:
         self.latents = [z.float().cpu() for z in latents]
         self.channels = self.latents[0].shape[1]
         self.crop, self.passes = int(crop), int(passes)
-        self.views = [v for z in self.latents for v in z]   # every work at every scale, mirrored too
+        # What a sample is quilted from: each work at each scale, with its mirror image when it has one (the
+        # trainer stores latents as pairs of tensors, a view and its mirror), drawn as one so a batch repeats none.
+        pairs = [self.latents[i:i + 2] for i in range(0, len(self.latents), 2)]
+        self.sources = [[z[k] for z in pair if k < len(z)] for pair in pairs for k in range(max(map(len, pair)))]
         self.block = min(BLOCK, *(min(z.shape[-2:]) for z in self.latents))
         self._banks = None
         self._fitted = False
@@ -229,36 +247,28 @@ class LatentPrior:
         return min(float(_rms(torch.cdist(resize(z, self._check_size(z0.shape[-2:])).flatten(1), ref), ref).min())
                    for z0, ref in zip(self.latents, self.refs))
 
-    def layout(self, size, generator, temperature):
-        """A new composition [1,C,h,w] (zoomed crops of two works cut together along a soft-edged random line, the
-        second's share and the noise set by the temperature), and the order of the other works."""
-        order = torch.randperm(len(self.views), generator=generator)
-        out = None
-        cut = 1.0 - 0.5 * min(1.0, temperature)   # the second work's share: none at 0 (one work re-painted), half at 1
-        for i in order[:LAYOUT_WORKS].tolist():
-            crop = zoomed_crop(self.views[i], size, generator)
-            mask = F.interpolate(torch.rand((1, 1, 2, 2), generator=generator), size=size, mode="bicubic",
-                                 align_corners=False)
-            out = crop if out is None else torch.lerp(out, crop, ((mask - cut) * LAYOUT_EDGE).sigmoid())
-        # Noise with the works' colours at temperature times their spread: a hotter composition strays further.
-        noise = (self.mean + temperature * torch.randn((1, 2, 2, self.channels), generator=generator) @ self.chol.T)
-        noise = noise.movedim(-1, 1)
-        rest = order[LAYOUT_WORKS:] if len(order) > LAYOUT_WORKS else order
-        return torch.lerp(out, resize(noise, size), min(1.0, LAYOUT_NOISE * temperature ** 3)), rest
+    def _shares(self, size):
+        """How often each source comes in a deck: as many pictures of ``size`` as it holds (a painting's finest
+        scale more than its coarser ones; at most MAX_SHARE), at least 1."""
+        return [min(MAX_SHARE, max(1, v[0].shape[-2] * v[0].shape[-1] // (size[0] * size[1])))
+                for v in self.sources]
 
-    def composition(self, size, generator, temperature, passes):
-        """One new latent [1,C,h,w] at about the works' size: a layout from some works, quilted from others'; drawn
-        again while it is too close to a work, keeping the farthest draw."""
-        best, far = None, -1.0
+    def composition(self, size, generator, temperature, passes, deck):
+        """One new latent [1,C,h,w] at about the works' size: the blocks of the next work in the deck re-laid; drawn
+        again from the next work while it is too close to a work, keeping the farthest draw."""
+        best, nearest = None, None
+        block = min(self.block, *size)
         for _ in range(TRIES):
-            guide, rest = self.layout(self._check_size(size), generator, temperature)
-            block = min(self.block, *size)
-            rows = block_rows([self.views[i] for i in rest[:BLOCK_WORKS].tolist()], block, generator)
-            z = quilt(resize(guide, size), rows, generator, passes, 0.1 * temperature, block)
-            d = self._distance_to_works(z)
-            if d > far:
-                best, far = z, d
-            if far >= self.copy_limit:
+            views = self.sources[next(deck)]
+            view = region(views[int(torch.randint(len(views), (), generator=generator))], size, generator)
+            rows, at = block_rows(view, block, generator)
+            z, copied = quilt(rows, at, (1, self.channels) + tuple(size), generator, passes,
+                              TOLERANCE * temperature ** 2, block)
+            # How near a copy: first whether the whole is too close to a work, then the share that lies as in one.
+            near = (max(1.0, self.copy_limit / max(self._distance_to_works(z), 1e-12)), float(copied) / COPY_SHARE)
+            if best is None or near < nearest:
+                best, nearest = z, near
+            if max(nearest) <= 1:
                 break
         return best
 
@@ -270,7 +280,8 @@ class LatentPrior:
         sizes, first = self.stage_sizes(h, w)
         first = len(sizes) - 1 - first   # the composition's own (largest) scale
         self.fit()
-        x = torch.cat([self.composition(sizes[first], generator, temperature, passes) for _ in range(b)])
+        deck = _deck(self._shares(sizes[first]), generator)
+        x = torch.cat([self.composition(sizes[first], generator, temperature, passes, deck) for _ in range(b)])
         for size in sizes[first + 1:]:
             x = self.banks()[0].remake(resize(x, size), passes)
         return x

@@ -299,8 +299,9 @@ class AtelierSampleLatent(AtelierNode):
             "height": INT(256, 8, 8192, "Height in pixels of the decoded images (conv models).", step=8),
             "seed": SEED("Seed for the random numbers; the same seed gives the same latents."),
             "temperature": FLOAT(1.0, 0.0, 3.0, "Spread: lower stays near your works (without a prior: near "
-                                 "their average), higher is wilder. With a latent prior, 0 re-paints the layout of one "
-                                 "work, 1 cuts two works' layouts together, and noise joins in as it rises."),
+                                 "their average), higher is wilder. With a latent prior, 0 joins one work's pieces as "
+                                 "they fit best, 1 (the default) a little more freely, and higher lets pieces that fit "
+                                 "ever worse meet: a wilder patchwork."),
         }, "optional": {
             "steps": STEPS("With a latent prior: quilting passes (the second cleans the seams between blocks); 2 is "
                            "clean, 1 is faster."),

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from autoencoder_atelier.models import codec, procedural as procedural_works, storage
+from autoencoder_atelier.models import codec, latent_prior, procedural as procedural_works, storage
 from autoencoder_atelier.models.dataset import WorkFolder
 from autoencoder_atelier.models.imagefolder import load_folder
 from autoencoder_atelier.models.latent_math import sample_latents
@@ -55,10 +55,14 @@ def test_same_seed_same_sample_and_another_seed_another(with_prior):
     assert a["atelier_model"] == with_prior.model_id
 
 
-def test_temperature_goes_from_close_to_the_works_to_wild(with_prior):
-    works = torch.cat(with_prior.prior.latents[:2]).flatten(1)   # the works and their mirror images
-    away = [torch.cdist(sample(with_prior, n=16, temperature=t)["samples"].flatten(1), works).min(1).values.median()
-            for t in (0.0, 1.0, 2.0)]
+def test_temperature_goes_from_close_to_the_works_to_wild(base, works):
+    """Cold samples are made of pieces that join as the work's own do, hot ones of pieces that join ever worse: the
+    mean distance of a sample's 3x3-cell neighbourhoods to the nearest in the work grows with the temperature (one
+    work, so that every temperature re-lays the same one)."""
+    one = learn_prior(base, works[0][:1])
+    keys = latent_prior.patches(torch.cat(one.prior.latents))
+    away = [float(torch.cdist(latent_prior.patches(sample(one, n=16, temperature=t)["samples"]), keys)
+                  .min(1).values.mean()) for t in (0.0, 1.0, 3.0)]
     assert away[0] < away[1] < away[2], away
 
 
@@ -275,3 +279,40 @@ def test_samples_too_close_to_a_work_are_drawn_again(with_prior):
         return min(prior._distance_to_works(z[i:i + 1]) for i in range(len(z)))
 
     assert nearest(unguarded) < guarded.copy_limit <= nearest(guarded)
+
+
+def test_a_batch_draws_its_works_from_a_deck_and_quilting_counts_what_it_copies():
+    """The deck repeats no source more often than its share until all have come; quilting reports the largest share
+    of a latent that lies as it lay in the work (one block placed four times at four shifts: the last one's 25 of
+    64 cells)."""
+    deck = latent_prior._deck([1, 3, 1], torch.Generator().manual_seed(0))
+    first = sorted(next(deck) for _ in range(5))
+    assert first == [0, 1, 1, 1, 2]
+    view = torch.randn(2, 5, 5)
+    rows, at = latent_prior.block_rows(view, 5, torch.Generator().manual_seed(0))
+    z, copied = latent_prior.quilt(rows, at, (1, 2, 5, 5), torch.Generator().manual_seed(0), 2, 0.1, 5)
+    assert torch.equal(z[0], view) and float(copied) == 1.0
+    z, copied = latent_prior.quilt(rows, at, (1, 2, 8, 8), torch.Generator().manual_seed(0), 1, 0.1, 5)
+    assert float(copied) == 25 / 64
+
+
+def test_samples_that_mostly_lie_as_in_a_work_are_drawn_again(with_prior, monkeypatch):
+    """The copy check's second half: without it some samples have over half their cells where a work had them (a
+    shifted copy, which the whole-picture distance does not see); with it none do."""
+    made = {}
+    quilt = latent_prior.quilt
+
+    def recording(*args):
+        z, copied = quilt(*args)
+        made[z.numpy().tobytes()] = float(copied)
+        return z, copied
+
+    def copied_shares(share):
+        monkeypatch.setattr(latent_prior, "COPY_SHARE", share)
+        prior = with_prior.prior.clone()
+        z = prior.sample((16, prior.channels, 8, 8), torch.Generator().manual_seed(0))
+        return torch.tensor([made[z[i:i + 1].numpy().tobytes()] for i in range(len(z))])
+
+    monkeypatch.setattr(latent_prior, "quilt", recording)
+    assert (copied_shares(float("inf")) > 0.5).any()
+    assert (copied_shares(0.5) <= 0.5).all()
