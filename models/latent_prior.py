@@ -75,7 +75,7 @@ TOLERANCE = 0.1        # blocks whose misfit is within this times temperature^2 
 MAX_SHARE = 16         # a source's entries in the deck of sources
 TRIES = 8              # draws of a sample that came out too close to a work
 COPY_RATIO = 0.62      # "too close": under this fraction of the works' median distance to each other,
-COPY_SHARE = 0.5       # or over this share of the cells lying as they lay in one work
+COPY_SHARE = 0.5       # or over this share of the cells lying as they lay in one work (two blocks' share at least)
 
 
 def block_rows(view, block, generator):
@@ -258,6 +258,8 @@ class LatentPrior:
         again from the next work while it is too close to a work, keeping the farthest draw."""
         best, nearest = None, None
         block = min(self.block, *size)
+        # A small canvas is mostly one block: the share check asks only that no two lie as in the work.
+        share = max(COPY_SHARE, 2 * block * block / (size[0] * size[1]))
         for _ in range(TRIES):
             views = self.sources[next(deck)]
             view = region(views[int(torch.randint(len(views), (), generator=generator))], size, generator)
@@ -265,7 +267,7 @@ class LatentPrior:
             z, copied = quilt(rows, at, (1, self.channels) + tuple(size), generator, passes,
                               TOLERANCE * temperature ** 2, block)
             # How near a copy: first whether the whole is too close to a work, then the share that lies as in one.
-            near = (max(1.0, self.copy_limit / max(self._distance_to_works(z), 1e-12)), float(copied) / COPY_SHARE)
+            near = (max(1.0, self.copy_limit / max(self._distance_to_works(z), 1e-12)), float(copied) / share)
             if best is None or near < nearest:
                 best, nearest = z, near
             if max(nearest) <= 1:
