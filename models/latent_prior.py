@@ -109,34 +109,44 @@ def starts(n, block, step):
     return s if s[-1] == n - block else s + [n - block]
 
 
-def quilt(rows, at, shape, generator, passes, tolerance, block):
-    """[b,C,h,w] latents made of the bank's blocks (rows [N, C*block*block] starting at ``at`` [N,2] in their
-    view): each picked at random among those whose squared misfit to the blocks around it is within
-    ``tolerance`` of the way from the best's to the average's (the first block: any). Also [b]: the largest
-    share of each latent's cells copied from one place of the view (blocks that lie as they lay there)."""
-    b, c, h, w = shape
+def places(h, w, block):
+    """Where quilting puts blocks on an h x w canvas: every block - OVERLAP cells, the last flush with the edge."""
+    step = block - min(OVERLAP, block - 1)
+    return [(y, x) for y in starts(h, block, step) for x in starts(w, block, step)]
+
+
+def quilt(rows, at, canvas, filled, spots, generator, passes, tolerance, own=False):
+    """Blocks of the bank (rows [N, C*block*block] starting at ``at`` [N,2] in their view) laid on a copy of
+    ``canvas`` [b,C,h,w] at ``spots``, in order: each picked at random among those whose squared misfit to the
+    cells around it already there (``filled`` [h,w], 1 = there) is within ``tolerance`` of the way from the
+    best's to the average's (the first block of an empty canvas: any); passes after the first fit each block
+    to the cells its neighbours overlap. ``own``: the bank is the canvas's own work, whose block at its own
+    place is no change and never picked. Returns the latents and [b]: the largest share of each one's cells
+    copied from one place of the view (blocks that lie as they lay there)."""
+    b, c, h, w = canvas.shape
+    block = round((rows.shape[1] // c) ** 0.5)
     overlap = min(OVERLAP, block - 1)
-    canvas, filled = torch.zeros(shape), torch.zeros(h, w)
+    canvas, filled = canvas.clone(), filled.clone()
     shift = torch.zeros(b, h, w, 2, dtype=torch.long)   # per cell: where its block lay in the view, relative to here
     sq = rows * rows
     ring = torch.ones(block, block)   # later passes fit a block to its neighbours: the cells they overlap
     ring[overlap:block - overlap, overlap:block - overlap] = 0
     for p in range(passes):
-        for y in starts(h, block, block - overlap):
-            for x in starts(w, block, block - overlap):
-                win = (slice(None), slice(None), slice(y, y + block), slice(x, x + block))
-                known = (filled[win[2:]] if p == 0 else ring).expand(c, -1, -1).reshape(-1)
-                here = canvas[win].reshape(b, -1)
-                cost = (sq @ known)[None] - 2 * (here * known) @ rows.T + (here * here * known).sum(1, keepdim=True)
-                best = cost.min(1, keepdim=True).values
-                near = cost <= best + tolerance * (cost.mean(1, keepdim=True) - best) + 1e-6
-                k = (torch.rand(cost.shape, generator=generator) * near).argmax(1)
-                pick = rows[k].reshape(b, c, block, block)
-                if p == 0:   # the first pass averages the overlap with what is already there
-                    pick = torch.where(filled[win[2:]].bool(), 0.5 * (pick + canvas[win]), pick)
-                canvas[win] = pick
-                filled[win[2:]] = 1
-                shift[:, y:y + block, x:x + block] = (at[k] - torch.tensor([y, x]))[:, None, None]
+        for y, x in spots:
+            win = (slice(None), slice(None), slice(y, y + block), slice(x, x + block))
+            known = (filled[win[2:]] if p == 0 else ring).expand(c, -1, -1).reshape(-1)
+            here = canvas[win].reshape(b, -1)
+            cost = (sq @ known)[None] - 2 * (here * known) @ rows.T + (here * here * known).sum(1, keepdim=True)
+            same = (at == torch.tensor([y, x])).all(1) if own else torch.zeros(len(rows), dtype=torch.bool)
+            best = cost.masked_fill(same, float("inf")).min(1, keepdim=True).values
+            near = (cost <= best + tolerance * (cost.mean(1, keepdim=True) - best) + 1e-6) & ~same
+            k = (torch.rand(cost.shape, generator=generator) * near).argmax(1)
+            pick = rows[k].reshape(b, c, block, block)
+            if p == 0:   # the first pass averages the overlap with what is already there
+                pick = torch.where(filled[win[2:]].bool(), 0.5 * (pick + canvas[win]), pick)
+            canvas[win] = pick
+            filled[win[2:]] = 1
+            shift[:, y:y + block, x:x + block] = (at[k] - torch.tensor([y, x]))[:, None, None]
     copied = torch.stack([torch.unique(s.reshape(-1, 2), dim=0, return_counts=True)[1].max() for s in shift])
     return canvas, copied / (h * w)
 
@@ -264,8 +274,8 @@ class LatentPrior:
             views = self.sources[next(deck)]
             view = region(views[int(torch.randint(len(views), (), generator=generator))], size, generator)
             rows, at = block_rows(view, block, generator)
-            z, copied = quilt(rows, at, (1, self.channels) + tuple(size), generator, passes,
-                              TOLERANCE * temperature ** 2, block)
+            z, copied = quilt(rows, at, torch.zeros((1, self.channels) + tuple(size)), torch.zeros(size),
+                              places(*size, block), generator, passes, TOLERANCE * temperature ** 2)
             # How near a copy: first whether the whole is too close to a work, then the share that lies as in one.
             near = (max(1.0, self.copy_limit / max(self._distance_to_works(z), 1e-12)), float(copied) / share)
             if best is None or near < nearest:

@@ -290,21 +290,29 @@ def test_a_batch_draws_its_works_from_a_deck_and_quilting_counts_what_it_copies(
     assert first == [0, 1, 1, 1, 2]
     view = torch.randn(2, 5, 5)
     rows, at = latent_prior.block_rows(view, 5, torch.Generator().manual_seed(0))
-    z, copied = latent_prior.quilt(rows, at, (1, 2, 5, 5), torch.Generator().manual_seed(0), 2, 0.1, 5)
+
+    def quilt(rows, at, size, passes):
+        return latent_prior.quilt(rows, at, torch.zeros((1, 2) + size), torch.zeros(size),
+                                  latent_prior.places(*size, 5), torch.Generator().manual_seed(0), passes, 0.1)
+    z, copied = quilt(rows, at, (5, 5), 2)
     assert torch.equal(z[0], view) and float(copied) == 1.0
-    z, copied = latent_prior.quilt(rows, at, (1, 2, 8, 8), torch.Generator().manual_seed(0), 1, 0.1, 5)
+    z, copied = quilt(rows, at, (8, 8), 1)
     assert float(copied) == 25 / 64
 
 
-@pytest.mark.parametrize("shares, draws, kept", [([0.9, 0.8, 0.3, 0.1], 3, 3), ([0.9, 0.6] + [0.9] * (latent_prior.TRIES - 2), latent_prior.TRIES, 2)])
+TRIES = latent_prior.TRIES
+PASS_ON_THIRD, NONE_PASS = ([0.9, 0.8, 0.3, 0.1], 3, 3), ([0.9, 0.6] + [0.9] * (TRIES - 2), TRIES, 2)
+
+
+@pytest.mark.parametrize("shares, draws, kept", [PASS_ON_THIRD, NONE_PASS])
 def test_samples_that_mostly_lie_as_in_a_work_are_drawn_again(with_prior, monkeypatch, shares, draws, kept):
     """The copy check's second half: a draw with over half its cells lying as in a work (a shifted copy, which the
     whole-picture distance does not see) is drawn again until one passes, or after TRIES the least copied kept."""
     made = []
 
-    def fake(rows, at, shape, *args):
+    def fake(rows, at, canvas, *args):
         made.append(len(made) + 1)
-        return torch.full(shape, float(made[-1])), torch.tensor([shares[len(made) - 1]])
+        return torch.full(canvas.shape, float(made[-1])), torch.tensor([shares[len(made) - 1]])
 
     monkeypatch.setattr(latent_prior, "quilt", fake)
     prior = with_prior.prior.clone().fit()
