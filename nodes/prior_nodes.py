@@ -74,10 +74,10 @@ class AtelierTrainLatentPrior(AtelierNode):
 class AtelierLatentVariations(AtelierNode):
     DISPLAY_NAME = "Latent Variations (Atelier)"
     SEARCH_ALIASES = ["variations", "img2img", "inpaint", "regenerate", "remix", "autoencoder"]
-    DESCRIPTION = ("Re-imagines encoded works with the autoencoder's latent prior: each is mixed with noise by "
-                   "'strength' and re-made, scale by scale, from pieces of your works, so low strengths keep the "
-                   "composition and change the brushwork, high ones keep little but the style. With a mask only "
-                   "the painted region changes.")
+    DESCRIPTION = ("Re-imagines encoded works: a share 'strength' of each work's places is re-laid with pieces of "
+                   "the work itself that fit what is around them (the quilting Sample Latent uses with the latent "
+                   "prior), so variations stay as crisp as the work: low strengths change a few places, 1 re-lays "
+                   "all of it. With a mask only the painted region changes.")
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("batch_size variations of each input latent (work 1's first, then work 2's ...).",)
@@ -88,14 +88,14 @@ class AtelierLatentVariations(AtelierNode):
         return {"required": {
             "autoencoder": LINK(AUTOENCODER, "An autoencoder with a latent prior (Train Latent Prior)."),
             "latent": LINK("LATENT", "One or more works encoded with this autoencoder."),
-            "strength": FLOAT(0.5, 0.0, 1.0, "How far to wander: 0 returns the latent unchanged, 0.3 keeps the "
-                              "composition, 1 keeps almost nothing but the style."),
-            "seed": SEED("Seed for the noise; the same seed gives the same variations."),
+            "strength": FLOAT(0.5, 0.0, 1.0, "How far to wander: the share of the work's places re-laid. 0 returns "
+                              "the latent unchanged, 0.25 changes a few places, 1 re-lays all of it."),
+            "seed": SEED("Seed for the places and pieces picked; the same seed gives the same variations."),
             "batch_size": INT(4, 1, 64, "Variations per work."),
         }, "optional": {
             "mask": LINK("MASK", "Only change where the mask is 1 (paint it in Load Image's mask editor); the rest "
                          "of the latent is returned exactly."),
-            "steps": STEPS("Patch-matching passes per scale: 2 is clean, 1 is faster."),
+            "steps": STEPS("Quilting passes: 2 re-fits every re-laid piece to its neighbours (clean), 1 is faster."),
         }}
 
     @classmethod
@@ -117,7 +117,7 @@ class AtelierLatentVariations(AtelierNode):
         if not 0 <= float(strength) <= 1:
             raise AtelierError(f"strength is {strength}; use 0..1")
         steps = sampling_steps(steps)
-        per_work = z[0].numel() * memory.FLOAT_BYTES * WORKING_COPIES   # GPNN's working set for each variation
+        per_work = z[0].numel() * memory.FLOAT_BYTES * WORKING_COPIES   # quilting's working set for each variation
         memory.check("batch_size", int(batch_size), lambda b: z.shape[0] * b * per_work,
                      advice="vary fewer or smaller latents")
         m = None

@@ -48,7 +48,7 @@ def test_sample_latent(budget):
 
 
 def test_a_prior_s_samples_and_variations_count_its_working_memory(budget):
-    """Quilting and patch matching hold about 36 float32 copies of the latents they make: a budget that the plain
+    """Quilting and patch matching hold 36-41 float32 copies of the latents they make: a budget that the plain
     noise (2 copies) fits 128 times over fits a few. Latent Variations once had no check at all."""
     from autoencoder_atelier.models.prior_training import learn_prior
     ae = learn_prior(tiny_ae("conv", latent_channels=4), procedural(4, 32))

@@ -96,6 +96,21 @@ def test_masked_variation_changes_only_inside_the_mask(with_prior, works):
     assert not torch.allclose(out[..., : SIZE // 8], z.expand(2, -1, -1, -1)[..., : SIZE // 8])
 
 
+def test_variations_wander_further_as_strength_rises_and_are_made_of_the_work_itself(with_prior):
+    """Variations of 64 px works (16x16 cells): their distance to the work grows with the strength, and every cell
+    of a variation is one of the work's own cells, never an average of several (which decodes blurred)."""
+    latent = codec.encode(with_prior, procedural(2, 2 * SIZE, seed=9))
+    z = latent["samples"].repeat_interleave(4, 0)
+    away = []
+    for strength in (0.25, 0.5, 1.0):
+        v = vary(with_prior, latent, strength, n=4)["samples"]
+        away.append(float((v - z).pow(2).mean().sqrt()))
+        for a, b in zip(v, z):
+            cells, own = (t.flatten(1).T for t in (a, b))
+            assert torch.cdist(cells, own, compute_mode="donot_use_mm_for_euclid_dist").min(1).values.max() < 1e-6
+    assert away[0] < away[1] < away[2], away
+
+
 def test_save_and_load_keep_the_prior_bit_identical(with_prior, tmp_path):
     path = storage.save_autoencoder(with_prior, tmp_path / "m.safetensors")
     back = storage.load_autoencoder(path)
