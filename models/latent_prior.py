@@ -251,7 +251,7 @@ class LatentPrior:
 
     def composition(self, size, generator, temperature, passes, deck):
         """One new latent [1,C,h,w] at about the works' size: the blocks of the next work in the deck re-laid; drawn
-        again from the next work while it is too close to a work, keeping the farthest draw."""
+        again from the next work while it is too near a copy, keeping the draw nearest to passing."""
         best, nearest = None, None
         block = min(self.block, *size)
         # A small canvas is mostly one block: the share check asks only that no two lie as in the work.
