@@ -33,6 +33,8 @@ exactly.
 import torch
 import torch.nn.functional as F
 
+from . import interrupt
+
 PATCH = 3             # patch side in latent cells
 MAX_PATCHES = 60_000  # per bank (a scale's patches, quilting's blocks): more are subsampled (seeded), bounding time
 CHUNK_VALUES = 16 * 1024 * 1024   # 64 MB of distances at a time
@@ -49,6 +51,15 @@ def patches(z):
     r = PATCH // 2
     u = F.unfold(F.pad(z, (r, r, r, r), mode="replicate"), PATCH)
     return u.transpose(1, 2).reshape(-1, u.shape[1])
+
+
+def patch_rows(z, index):
+    """patches(z)[index] without making them all: [len(index), C*9], gathered from a view of the padded z."""
+    r = PATCH // 2
+    h, w = z.shape[-2:]
+    view = F.pad(z, (r, r, r, r), mode="replicate").unfold(2, PATCH, 1).unfold(3, PATCH, 1)   # [B,C,h,w,3,3]
+    b, yx = index // (h * w), index % (h * w)
+    return view[b, :, yx // w, yx % w].reshape(len(index), -1)
 
 
 def assemble(rows, shape):
@@ -139,6 +150,7 @@ def quilt(rows, at, canvas, filled, spots, generator, passes, tolerance, own=Fal
     ring[overlap:block - overlap, overlap:block - overlap] = 0
     for p in range(passes):
         for y, x in spots:
+            interrupt.check()   # a spot takes milliseconds; a variation of a big latent, minutes (Cancel)
             win = (slice(None), slice(None), slice(y, y + block), slice(x, x + block))
             cells = (filled[win[2:]] if p == 0 else ring).reshape(-1)
             known = cells.expand(c, -1).reshape(-1)
@@ -163,17 +175,30 @@ class PatchBank:
     and doubling (what an upsampled canvas is compared with)."""
 
     def __init__(self, latents, generator):
-        blurry = [resize(resize(z, half(z.shape[-2:])), z.shape[-2:]) for z in latents]
-        self.sharp = torch.cat([patches(z) for z in latents])
-        self.blurry = torch.cat([patches(z) for z in blurry])
-        if len(self.sharp) > MAX_PATCHES:
-            keep = torch.randperm(len(self.sharp), generator=generator)[:MAX_PATCHES]
-            self.sharp, self.blurry = self.sharp[keep], self.blurry[keep]
+        # The rows (and order) of all the works' patches concatenated and subsampled, gathered a tensor at a time:
+        # making all the patches first held ~28 copies of the prior's latents (7 GB for a full prior).
+        counts = [z.shape[0] * z.shape[-2] * z.shape[-1] for z in latents]
+        keep = torch.randperm(sum(counts), generator=generator)[:MAX_PATCHES] if sum(counts) > MAX_PATCHES \
+            else torch.arange(sum(counts))
+        width = latents[0].shape[1] * PATCH * PATCH
+        self.sharp, self.blurry = torch.empty(len(keep), width), torch.empty(len(keep), width)
+        start = 0
+        for z, count in zip(latents, counts):
+            sel = ((keep >= start) & (keep < start + count)).nonzero().squeeze(1)
+            if len(sel):
+                self.sharp[sel] = patch_rows(z, keep[sel] - start)
+                self.blurry[sel] = patch_rows(resize(resize(z, half(z.shape[-2:])), z.shape[-2:]), keep[sel] - start)
+            start += count
+            interrupt.check()
 
     def nearest(self, queries, keys):
         norms = (keys * keys).sum(1)
         chunk = max(64, CHUNK_VALUES // len(keys))   # the distance matrix stays within CHUNK_VALUES floats
-        return torch.cat([(norms - 2 * q @ keys.T).argmin(1) for q in queries.split(chunk)])
+        out = []
+        for q in queries.split(chunk):
+            out.append((norms - 2 * q @ keys.T).argmin(1))
+            interrupt.check()
+        return torch.cat(out)
 
     def remake(self, canvas, passes, blurry_first=True):
         for i in range(passes):
@@ -213,8 +238,7 @@ class LatentPrior:
         if self._fitted:
             return self
         self.refs = [resize(z, self._check_size(z.shape[-2:])).flatten(1) for z in self.latents]
-        nearest = [_rms(torch.cdist(r, r).fill_diagonal_(float("inf")), r).min(1).values
-                   for r in self.refs if len(r) > 1]   # the rows of one tensor are different works
+        nearest = [_nearest_other(r) for r in self.refs if len(r) > 1]   # a tensor's rows are different works
         self.copy_limit = COPY_RATIO * float(torch.cat(nearest).median()) if nearest else 0.0
         self._fitted = True
         return self
@@ -312,6 +336,24 @@ class LatentPrior:
                              own=True)[0])
         out = torch.cat(out).to(z.dtype)
         return out if mask is None else torch.lerp(z, out, mask.to(z.dtype))   # exact where the mask is 0
+
+
+NEAREST_ROWS = 4096   # works whose nearest other work the copy check measures (a seeded subset of more)
+
+
+def _nearest_other(r):
+    """RMS distance of each of (up to NEAREST_ROWS of) the rows of r to its nearest other row, within CHUNK_VALUES
+    distances at a time: cdist of all against all held len(r)^2 floats (160 GB for a file of 200k tiny works)."""
+    rows = torch.arange(len(r))
+    if len(r) > NEAREST_ROWS:
+        rows = torch.randperm(len(r), generator=torch.Generator().manual_seed(0))[:NEAREST_ROWS]
+    out = []
+    for part in rows.split(max(1, CHUNK_VALUES // len(r))):
+        d = torch.cdist(r[part], r)
+        d[torch.arange(len(part)), part] = float("inf")
+        out.append(_rms(d, r).min(1).values)
+        interrupt.check()
+    return torch.cat(out)
 
 
 def _rms(distances, x):

@@ -142,6 +142,34 @@ def test_cancel_leaves_the_input_model_unchanged(with_prior, works):
     assert all(torch.equal(x, y) for x, y in zip(with_prior.prior.latents, before[1]))
 
 
+def test_sampling_and_variations_stop_on_cancel(with_prior, monkeypatch):
+    """Quilting and GPNN check Cancel between spots and chunks: a big variation or sample runs for minutes."""
+    from autoencoder_atelier.models import interrupt
+
+    def cancel():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(interrupt, "_hook", cancel)
+    z = torch.randn(1, with_prior.prior.channels, 16, 16)
+    with pytest.raises(KeyboardInterrupt):
+        with_prior.prior.vary(z, 1.0, torch.Generator().manual_seed(0))
+    with pytest.raises(KeyboardInterrupt):
+        with_prior.prior.clone().sample((1, with_prior.prior.channels, 64, 64), torch.Generator().manual_seed(0))
+
+
+def test_the_patch_bank_is_gathered_without_all_the_patches(monkeypatch):
+    """The bank holds the rows of all the works' patches concatenated (and subsampled the same way), bit for bit."""
+    g = torch.Generator().manual_seed(0)
+    latents = [torch.randn(3, 4, 9, 7, generator=g), torch.randn(1, 4, 5, 11, generator=g)]
+    for limit in (10_000, 50):
+        monkeypatch.setattr(latent_prior, "MAX_PATCHES", limit)
+        bank = latent_prior.PatchBank(latents, torch.Generator().manual_seed(1))
+        every = torch.cat([latent_prior.patches(z) for z in latents])
+        keep = torch.randperm(len(every), generator=torch.Generator().manual_seed(1))[:limit] \
+            if len(every) > limit else torch.arange(len(every))
+        assert torch.equal(bank.sharp, every[keep])
+
+
 def test_the_node_returns_a_new_model_and_samples(base, works):
     before = model_digest(base)
     out, pictures = NODES["AtelierTrainLatentPrior"]().train(base, 2, 0, images=works[0][:4])
