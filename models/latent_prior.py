@@ -46,6 +46,19 @@ CHUNK_VALUES = 16 * 1024 * 1024   # 64 MB of distances at a time
 WORKING_COPIES = 44
 
 
+class Tally:
+    """Work done out of a known total (latent cells visited), reported to ``report(done, total)`` as it goes: a
+    progress bar for samples and variations of big pictures, which take minutes."""
+
+    def __init__(self, total, report=None):
+        self.done, self.total, self.report = 0, max(1, int(total)), report
+
+    def __call__(self, cells):
+        self.done = min(self.total, self.done + int(cells))
+        if self.report is not None:
+            self.report(self.done, self.total)
+
+
 def patches(z):
     """[B,C,h,w] -> [B*h*w, C*9]: the 3x3 neighbourhood of every cell (edges repeated)."""
     r = PATCH // 2
@@ -127,14 +140,15 @@ def places(h, w, block):
     return [(y, x) for y in starts(h, block, step) for x in starts(w, block, step)]
 
 
-def quilt(rows, at, canvas, filled, spots, generator, passes, tolerance, own=False):
+def quilt(rows, at, canvas, filled, spots, generator, passes, tolerance, own=False, tally=None):
     """Blocks of the bank (rows [N, C*block*block] starting at ``at`` [N,2] in their view) laid on a copy of
     ``canvas`` [b,C,h,w] at ``spots``, in order: each picked at random among those whose squared misfit to the
     cells around it already there (``filled`` [h,w], 1 = there) is within ``tolerance`` of the way from the
     best's to the average's (the first block of an empty canvas: any); passes after the first fit each block
     to the cells its neighbours overlap. ``own``: the bank is the canvas's own work, whose block at its own
-    place is no change and never picked. Returns the latents and [b]: the largest share of each one's cells
-    copied from one place of the view (blocks that lie as they lay there)."""
+    place is no change and never picked. ``tally`` counts the cells of each block laid. Returns the latents and
+    [b]: the largest share of each one's cells copied from one place of the view (blocks that lie as they lay
+    there)."""
     b, c, h, w = canvas.shape
     block = round((rows.shape[1] // c) ** 0.5)
     overlap = min(OVERLAP, block - 1)
@@ -166,6 +180,8 @@ def quilt(rows, at, canvas, filled, spots, generator, passes, tolerance, own=Fal
             canvas[win] = pick
             filled[win[2:]] = 1
             shift[:, y:y + block, x:x + block] = (at[k] - torch.tensor([y, x]))[:, None, None]
+            if tally is not None:
+                tally(block * block)
     copied = torch.stack([torch.unique(s.reshape(-1, 2), dim=0, return_counts=True)[1].max() for s in shift])
     return canvas, copied / (h * w)
 
@@ -191,19 +207,21 @@ class PatchBank:
             start += count
             interrupt.check()
 
-    def nearest(self, queries, keys):
+    def nearest(self, queries, keys, tally=None):
         norms = (keys * keys).sum(1)
         chunk = max(64, CHUNK_VALUES // len(keys))   # the distance matrix stays within CHUNK_VALUES floats
         out = []
         for q in queries.split(chunk):
             out.append((norms - 2 * q @ keys.T).argmin(1))
             interrupt.check()
+            if tally is not None:
+                tally(len(q))
         return torch.cat(out)
 
-    def remake(self, canvas, passes, blurry_first=True):
+    def remake(self, canvas, passes, blurry_first=True, tally=None):
         for i in range(passes):
             keys = self.blurry if i == 0 and blurry_first else self.sharp
-            canvas = assemble(self.sharp[self.nearest(patches(canvas), keys)], canvas.shape)
+            canvas = assemble(self.sharp[self.nearest(patches(canvas), keys, tally)], canvas.shape)
         return canvas
 
 
@@ -295,45 +313,55 @@ class LatentPrior:
         return best
 
     @torch.no_grad()
-    def sample(self, shape, generator, temperature=1.0, passes=None):
-        """New latents [B,C,h,w]: compositions at the works' size, enlarged by GPNN to bigger sizes."""
+    def sample(self, shape, generator, temperature=1.0, passes=None, report=None):
+        """New latents [B,C,h,w]: compositions at the works' size, enlarged by GPNN to bigger sizes; progress to
+        ``report(done, total)``."""
         b, _, h, w = shape
         passes = int(passes or self.passes)
         sizes = self.stage_sizes(h, w)
+        tally = Tally(b * passes * sum(hs * ws for hs, ws in sizes), report)
         self.fit()
         deck = _deck(self._shares(sizes[0]), generator)
-        x = torch.cat([self.composition(sizes[0], generator, temperature, passes, deck) for _ in range(b)])
+        x = []
+        for _ in range(b):
+            x.append(self.composition(sizes[0], generator, temperature, passes, deck))
+            tally(passes * sizes[0][0] * sizes[0][1])
+        x = torch.cat(x)
         for size in sizes[1:]:
-            x = self.bank().remake(resize(x, size), passes)
+            x = self.bank().remake(resize(x, size), passes, tally=tally)
         return x
 
     @torch.no_grad()
-    def vary(self, z, strength, generator, passes=None, mask=None, temperature=1.0):
+    def vary(self, z, strength, generator, passes=None, mask=None, temperature=1.0, report=None):
         """Variations of latents z [B,C,h,w] (strength 0 returns z itself): a share ``strength`` of each one's block
         places, drawn at random, re-laid with its own blocks that fit the cells around them (quilting, as samples
         are made, but on the work), so a variation stays as crisp as the work; with ``mask`` ([B|1,1,h,w], 1 =
-        change) only places that touch the mask, and z returned bit for bit where the mask is 0."""
+        change) only places that touch the mask, and z returned bit for bit where the mask is 0; progress to
+        ``report(done, total)``."""
         if strength <= 0:
             return z.clone()
         passes = int(passes or self.passes)
         h, w = z.shape[-2:]
         block = min(self.block, h, w)
         inner = slice(min(OVERLAP, block - 1), block - min(OVERLAP, block - 1))
-        out = []
+        chosen = []
         for i in range(len(z)):
-            work = z[i:i + 1].float()
             spots = places(h, w, block)
             if mask is not None:
                 m = mask[min(i, len(mask) - 1), 0]
                 spots = [(y, x) for y, x in spots if m[y:y + block, x:x + block].any()]
             keep = torch.randperm(len(spots), generator=generator)[:max(1, round(float(strength) * len(spots)))]
-            spots = [spots[j] for j in sorted(keep.tolist())]
+            chosen.append([spots[j] for j in sorted(keep.tolist())])
+        tally = Tally(passes * block * block * sum(map(len, chosen)), report)
+        out = []
+        for i, spots in enumerate(chosen):
+            work = z[i:i + 1].float()
             filled = torch.ones(h, w)   # the work is there, but for the middles of the places re-laid
             for y, x in spots:
                 filled[y:y + block, x:x + block][inner, inner] = 0
             rows, at = block_rows(work[0], block, generator)
             out.append(quilt(rows, at, work, filled, spots, generator, passes, TOLERANCE * temperature ** 2,
-                             own=True)[0])
+                             own=True, tally=tally)[0])
         out = torch.cat(out).to(z.dtype)
         return out if mask is None else torch.lerp(z, out, mask.to(z.dtype))   # exact where the mask is 0
 

@@ -332,7 +332,8 @@ class AtelierSampleLatent(AtelierNode):
             raise AtelierError(f"temperature is {temperature}; use 0..3")
         g = torch.Generator().manual_seed(int(seed))
         if prior is not None:
-            z = prior.sample(shape, g, float(temperature), sampling_steps(steps))
+            z = prior.sample(shape, g, float(temperature), sampling_steps(steps),
+                             report=bridge.progress_bar(1).update_absolute)
         else:
             z = sample_latents(stats, shape, g, float(temperature), variational)
         return (codec.latent_of(autoencoder, z),)

@@ -125,4 +125,6 @@ class AtelierLatentVariations(AtelierNode):
             m = fit_mask(mask, z)
             m = m.repeat_interleave(int(batch_size), 0) if m.shape[0] > 1 else m
         z = z.repeat_interleave(int(batch_size), 0)
-        return with_samples(latent, prior.vary(z, float(strength), torch.Generator().manual_seed(int(seed)), steps, m))
+        z = prior.vary(z, float(strength), torch.Generator().manual_seed(int(seed)), steps, m,
+                       report=bridge.progress_bar(1).update_absolute)
+        return with_samples(latent, z)

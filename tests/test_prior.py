@@ -363,3 +363,15 @@ def test_samples_that_mostly_lie_as_in_a_work_are_drawn_again(with_prior, monkey
     g = torch.Generator().manual_seed(0)
     z = prior.composition((12, 12), g, 1.0, 2, latent_prior._deck(prior._shares((12, 12)), g))
     assert len(made) == draws and float(z[0, 0, 0, 0]) == kept
+
+
+def test_samples_and_variations_report_progress_up_to_their_total(with_prior, monkeypatch):
+    """Big samples and variations take minutes: the progress bar moves through them and ends full."""
+    from autoencoder_atelier.nodes import bridge
+    seen = []
+    monkeypatch.setattr(bridge.HeadlessProgressBar, "hook", staticmethod(lambda v, t, p=None: seen.append((v, t))))
+    sample(with_prior, size=128, n=2)
+    assert len(seen) > 4 and seen[-1][0] == seen[-1][1] and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    seen.clear()
+    vary(with_prior, {"samples": torch.randn(1, with_prior.prior.channels, 16, 16)}, 1.0)
+    assert len(seen) > 4 and seen[-1][0] == seen[-1][1] and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
