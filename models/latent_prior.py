@@ -59,20 +59,24 @@ class Tally:
             self.report(self.done, self.total)
 
 
+def windows(z, side, pad=0):
+    """Every side x side window of z [B,C,H,W] (edges repeated ``pad`` cells first) as a view [B,H',W',C,side,side],
+    made without copying: indexing it gathers only the windows wanted, reshaping all of it makes them all."""
+    if pad:
+        z = F.pad(z, (pad, pad, pad, pad), mode="replicate")
+    return z.unfold(2, side, 1).unfold(3, side, 1).permute(0, 2, 3, 1, 4, 5)
+
+
 def patches(z):
     """[B,C,h,w] -> [B*h*w, C*9]: the 3x3 neighbourhood of every cell (edges repeated)."""
-    r = PATCH // 2
-    u = F.unfold(F.pad(z, (r, r, r, r), mode="replicate"), PATCH)
-    return u.transpose(1, 2).reshape(-1, u.shape[1])
+    return windows(z, PATCH, PATCH // 2).reshape(-1, z.shape[1] * PATCH * PATCH)
 
 
 def patch_rows(z, index):
-    """patches(z)[index] without making them all: [len(index), C*9], gathered from a view of the padded z."""
-    r = PATCH // 2
+    """patches(z)[index] without making them all: [len(index), C*9]."""
     h, w = z.shape[-2:]
-    view = F.pad(z, (r, r, r, r), mode="replicate").unfold(2, PATCH, 1).unfold(3, PATCH, 1)   # [B,C,h,w,3,3]
     b, yx = index // (h * w), index % (h * w)
-    return view[b, :, yx // w, yx % w].reshape(len(index), -1)
+    return windows(z, PATCH, PATCH // 2)[b, yx // w, yx % w].reshape(len(index), -1)
 
 
 def assemble(rows, shape):
@@ -107,11 +111,11 @@ COPY_SHARE = 0.5       # or over this share of the cells lying as they lay in on
 def block_rows(view, block, generator):
     """Every block x block window of a view [C,h,w] as rows [N, C*block*block] (F.unfold's order), and where each
     starts [N,2]; over MAX_PATCHES windows, a seeded subset, gathered without unfolding them all first."""
-    windows = view.unfold(1, block, 1).unfold(2, block, 1).permute(1, 2, 0, 3, 4)   # [h',w',C,block,block]: a view
-    n = windows.shape[0] * windows.shape[1]
+    every = windows(view[None], block)[0]   # [h',w',C,block,block]
+    n = every.shape[0] * every.shape[1]
     keep = torch.randperm(n, generator=generator)[:MAX_PATCHES] if n > MAX_PATCHES else torch.arange(n)
-    at = torch.stack([keep // windows.shape[1], keep % windows.shape[1]], 1)
-    return windows[at[:, 0], at[:, 1]].reshape(len(keep), -1), at
+    at = torch.stack([keep // every.shape[1], keep % every.shape[1]], 1)
+    return every[at[:, 0], at[:, 1]].reshape(len(keep), -1), at
 
 
 def region(view, size, generator):
@@ -344,9 +348,9 @@ class LatentPrior:
         h, w = z.shape[-2:]
         block = min(self.block, h, w)
         inner = slice(min(OVERLAP, block - 1), block - min(OVERLAP, block - 1))
-        chosen = []
+        chosen, every = [], places(h, w, block)
         for i in range(len(z)):
-            spots = places(h, w, block)
+            spots = every
             if mask is not None:
                 m = mask[min(i, len(mask) - 1), 0]
                 spots = [(y, x) for y, x in spots if m[y:y + block, x:x + block].any()]
